@@ -1,0 +1,40 @@
+"""Wires the bot together in one place, so tests can swap the clock or the chat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.chat import ChatPort
+from bot.clock import Clock
+from bot.config import Settings
+from bot.dispatch import CommandHandler
+from bot.engine import IncidentService
+from bot.runbook import Catalog, shipped_runbooks_dir
+from bot.store import Store
+
+
+@dataclass
+class Bot:
+    settings: Settings
+    store: Store
+    clock: Clock
+    catalog: Catalog
+    service: IncidentService
+    handler: CommandHandler
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def runbook_folder(settings: Settings) -> Path:
+    """The configured folder, or the runbooks shipped with the bot when it does not exist."""
+    return settings.runbooks if settings.runbooks.is_dir() else shipped_runbooks_dir()
+
+
+def build(settings: Settings, clock: Clock, chat: ChatPort, store: Store | None = None) -> Bot:
+    store = store or Store(settings.db)
+    catalog = Catalog(runbook_folder(settings))
+    service = IncidentService(store, clock, catalog)
+    handler = CommandHandler(service, chat, settings.language, settings.postmortems)
+    return Bot(settings, store, clock, catalog, service, handler)

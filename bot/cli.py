@@ -1,0 +1,117 @@
+"""`incident-bot` command line: demo, drill, validate, postmortem.
+
+Each subcommand is a small function; errors a user can fix are printed as one
+line on stderr with exit status 1 or 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bot.config import Settings, SettingsError, load_settings
+from bot.runbook import validate_paths
+from bot.store import Store, StoreError
+
+
+def _validate(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.bootstrap import runbook_folder
+
+    paths = [Path(p) for p in args.paths] or [runbook_folder(settings)]
+    good, problems = validate_paths(paths)
+    for problem in problems:
+        print(problem)
+    if not good and not problems:
+        print(f"{paths[0]}:1: no runbooks found (*.yaml)")
+        return 1
+    if problems:
+        return 1
+    for loaded in good:
+        print(f"ok  {loaded.path}  ({loaded.runbook.id}, {len(loaded.runbook.phases)} phases)")
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.console.demo import run_demo
+
+    incident_id = run_demo(settings, sys.stdout)
+    path = settings.postmortems / f"INC-{incident_id}.md"
+    print(f"\nDemo finished: INC-{incident_id}. Postmortem: {path}")
+    return 0
+
+
+def _drill(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.console.drill import run_drill
+
+    speed = args.speed if args.speed is not None else settings.clock_speed
+    if speed <= 0:
+        print("--speed must be greater than 0, e.g. --speed 60", file=sys.stderr)
+        return 2
+    return run_drill(settings, args.runbook, speed, sys.stdin, sys.stdout)
+
+
+def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.postmortem import render_postmortem, write_postmortem
+
+    text = args.incident.strip().upper().removeprefix("INC-")
+    if not text.isdigit():
+        print(
+            f"'{args.incident}' is not an incident id; write it like INC-12 or 12", file=sys.stderr
+        )
+        return 2
+    store = Store(settings.db)
+    try:
+        incident = store.incident(int(text))
+        if incident is None:
+            print(f"There is no incident INC-{text} in {settings.db}", file=sys.stderr)
+            return 1
+        if args.out:
+            out = Path(args.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(
+                render_postmortem(store, incident.id, settings.language), encoding="utf-8"
+            )
+        else:
+            out = write_postmortem(store, incident.id, settings.postmortems, settings.language)
+    finally:
+        store.close()
+    print(out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="incident-bot", description="Runbooks as live incidents.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="play a whole scripted incident in the terminal")
+    p.set_defaults(run=_demo)
+
+    p = sub.add_parser("drill", help="rehearse a runbook interactively in the terminal")
+    p.add_argument("runbook", help="runbook id, e.g. service-outage")
+    p.add_argument(
+        "--speed", type=float, default=None, help="bot minutes per real minute (default: env)"
+    )
+    p.set_defaults(run=_drill)
+
+    p = sub.add_parser("validate", help="check runbooks; prints file:line: message per problem")
+    p.add_argument("paths", nargs="*", help="files or folders (default: the runbook folder)")
+    p.set_defaults(run=_validate)
+
+    p = sub.add_parser("postmortem", help="(re)compile an incident's postmortem")
+    p.add_argument("incident", help="incident id, e.g. INC-12")
+    p.add_argument("--out", help="write here instead of the postmortem folder")
+    p.set_defaults(run=_postmortem)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(args.run(args, settings))
+    except (SettingsError, StoreError) as exc:
+        print(f"incident-bot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""The terminal adapter: drills and the demo, read like a chat transcript."""

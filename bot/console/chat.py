@@ -1,0 +1,85 @@
+"""ChatPort for the terminal: every message becomes a transcript line."""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from typing import TextIO
+
+from bot.chat import channel_name
+from bot.clock import Clock
+from bot.model import Incident
+
+_EMOJI = {
+    "rotating_light": "🚨",
+    "bust_in_silhouette": "👤",
+    "handshake": "🤝",
+    "white_check_mark": "✅",
+    "mega": "📣",
+    "memo": "📝",
+    "page_facing_up": "📄",
+    "pushpin": "📌",
+    "ballot_box_with_check": "☑️",
+    "fast_forward": "⏩",
+    "arrow_forward": "▶️",
+    "warning": "⚠️",
+    "large_yellow_circle": "🟡",
+    "large_green_circle": "🟢",
+    "checkered_flag": "🏁",
+    "bookmark_tabs": "📑",
+    "red_circle": "🔴",
+    "white_circle": "⚪",
+    "alarm_clock": "⏰",
+    "hourglass": "⏳",
+    "bell": "🔔",
+    "zzz": "💤",
+}
+_SHORTCODE = re.compile(r":([a-z0-9_+-]+):")
+_BOLD = re.compile(r"(?<![*\w])\*([^*\n]+)\*(?![*\w])")
+
+
+def to_terminal(text: str) -> str:
+    """Slack mrkdwn to plain terminal text: emoji shortcodes to emoji, no * or `."""
+    text = _SHORTCODE.sub(lambda m: _EMOJI.get(m.group(1), ""), text)
+    text = _BOLD.sub(r"\1", text)
+    return text.replace("`", "")
+
+
+class ConsoleChat:
+    def __init__(self, clock: Clock, out: TextIO | None = None) -> None:
+        self.clock = clock
+        self.out = out or sys.stdout
+        self._lock = threading.Lock()
+        self.channels: list[str] = []
+
+    def _write(self, head: str, text: str) -> None:
+        stamp = self.clock.now().strftime("%H:%M")
+        lines = to_terminal(text).splitlines() or [""]
+        with self._lock:
+            print(f"{stamp}  {head}{lines[0]}", file=self.out)
+            for line in lines[1:]:
+                print(f"{' ' * (7 + len(head))}{line}", file=self.out)
+            self.out.flush()
+
+    def said(self, user: str, text: str) -> None:
+        """Echo what a person typed, so a scripted run reads like a chat."""
+        self._write(f"@{user} › ", text)
+
+    def open_channel(self, incident: Incident) -> str:
+        name = f"#{channel_name(incident)}"
+        self.channels.append(name)
+        self._write("bot ", f"opened {name}")
+        return name
+
+    def post(self, channel: str, text: str) -> None:
+        self._write("bot › ", text)
+
+    def reply(self, user: str, channel: str | None, text: str) -> None:
+        self._write(f"bot (to @{user}) › ", text)
+
+    def mention(self, user: str | None) -> str:
+        return f"@{user}" if user else "—"
+
+    def escape(self, text: str) -> str:
+        return text

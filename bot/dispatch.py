@@ -1,0 +1,179 @@
+"""One place where a typed `/incident …` command becomes an engine call.
+
+Slack and the terminal both hand the raw text here. Each verb maps to one
+engine method (see `_HANDLERS`); the events it returns are posted to the
+incident channel, and answers meant for the typist go back privately.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.chat import ChatPort
+from bot.commands import USAGE, Command, Mention, parse
+from bot.engine import Change, IncidentService
+from bot.errors import BotError, NotInIncident
+from bot.messages import Renderer
+from bot.model import Incident
+from bot.postmortem import write_postmortem
+from bot.render import event_text, list_text, plan_text, runbooks_text, status_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    actor: str
+    channel: str | None = None
+    incident_id: int | None = None  # the terminal names its incident directly
+
+
+@dataclass
+class Result:
+    incident: Incident | None = None
+    change: Change | None = None
+    error: BotError | None = None
+
+
+class CommandHandler:
+    def __init__(
+        self, service: IncidentService, chat: ChatPort, language: str, postmortem_dir: Path
+    ) -> None:
+        self.service = service
+        self.chat = chat
+        self.render = Renderer(language, mention=chat.mention, escape=chat.escape)
+        self.postmortem_dir = postmortem_dir
+
+    def handle(self, text: str, ctx: Context) -> Result:
+        """Run one command; a refusal is answered privately and returned, never raised."""
+        try:
+            command = parse(text)
+            return _HANDLERS[command.verb](self, command, ctx)
+        except BotError as error:
+            self.chat.reply(
+                ctx.actor, ctx.channel, self.render(f"error.{error.key}", **error.params)
+            )
+            return Result(error=error)
+
+    # --- helpers --------------------------------------------------------------
+
+    def incident_id(self, ctx: Context) -> int:
+        if ctx.incident_id is not None:
+            return ctx.incident_id
+        incident = self.service.incident_for_channel(ctx.channel) if ctx.channel else None
+        if incident is None:
+            raise NotInIncident("not_in_incident")
+        return incident.id
+
+    def publish(self, change: Change) -> Result:
+        channel = change.incident.channel
+        for event in change.events:
+            text = event_text(self.render, event, change.incident)
+            if channel:
+                self.chat.post(channel, text)
+        return Result(incident=change.incident, change=change)
+
+    def answer(self, ctx: Context, text: str) -> Result:
+        self.chat.reply(ctx.actor, ctx.channel, text)
+        return Result()
+
+
+def _start(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    assert c.runbook and c.title
+    change = h.service.start(c.runbook, c.title, ctx.actor, severity=c.severity)
+    incident = h.service.set_channel(change.incident.id, h.chat.open_channel(change.incident))
+    result = h.publish(Change(incident, change.events))
+    view = h.service.view(incident.id)
+    h.chat.post(incident.channel or "", plan_text(h.render, incident.runbook, view.holders))
+    return result
+
+
+def _open_modal(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    return h.answer(ctx, h.render("error.modal_in_terminal"))
+
+
+def _close(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    result = h.publish(h.service.close(h.incident_id(ctx), ctx.actor))
+    assert result.incident is not None
+    path = write_postmortem(
+        h.service.store, result.incident.id, h.postmortem_dir, h.render.language
+    )
+    if result.incident.channel:
+        h.chat.post(result.incident.channel, h.render("reply.postmortem_written", path=str(path)))
+    return result
+
+
+def _simple(
+    method: Callable[..., Change], *fields: str
+) -> Callable[[CommandHandler, Command, Context], Result]:
+    """A verb that is one engine call on the context's incident."""
+
+    def run(h: CommandHandler, c: Command, ctx: Context) -> Result:
+        args = [getattr(c, f) for f in fields]
+        args = [a.id if isinstance(a, Mention) else a for a in args]
+        return h.publish(method(h.service, h.incident_id(ctx), *args, ctx.actor))
+
+    return run
+
+
+def _describe(field_name: str) -> Callable[[CommandHandler, Command, Context], Result]:
+    def run(h: CommandHandler, c: Command, ctx: Context) -> Result:
+        return h.publish(
+            h.service.describe(h.incident_id(ctx), field_name, c.text or "", ctx.actor)
+        )
+
+    return run
+
+
+def _action(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    owner = c.owner.id if c.owner else None
+    return h.publish(
+        h.service.add_action(h.incident_id(ctx), c.text or "", ctx.actor, owner=owner, due=c.due)
+    )
+
+
+def _status(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    view = h.service.view(h.incident_id(ctx))
+    return h.answer(ctx, status_text(h.render, view, h.service.clock.now()))
+
+
+def _list(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    return h.answer(ctx, list_text(h.render, h.service.active()))
+
+
+def _runbooks(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    return h.answer(ctx, runbooks_text(h.render, h.service.catalog.all()))
+
+
+def _help(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    return h.answer(ctx, h.render("reply.help", usage=list(USAGE.values())))
+
+
+S = IncidentService
+_HANDLERS: dict[str, Callable[[CommandHandler, Command, Context], Result]] = {
+    "open": _open_modal,
+    "start": _start,
+    "assign": _simple(S.assign, "role", "user"),
+    "handoff": _simple(S.handoff, "role", "user"),
+    "accept": _simple(S.accept),
+    "update": _simple(S.update, "text"),
+    "note": _simple(S.note, "text"),
+    "done": _simple(S.done, "step"),
+    "skip": _simple(S.skip, "step", "text"),
+    "next": _simple(S.next_phase),
+    "sev": _simple(S.set_severity, "severity"),
+    "mitigated": _simple(S.mitigated),
+    "resolved": _simple(S.resolved),
+    "close": _close,
+    "summary": _describe("summary"),
+    "impact": _describe("impact"),
+    "cause": _describe("cause"),
+    "action": _action,
+    "status": _status,
+    "list": _list,
+    "runbooks": _runbooks,
+    "help": _help,
+}

@@ -1,0 +1,435 @@
+"""The incident service: commands in, events out.
+
+Each public method loads the incident, checks the request against its state,
+changes the store and appends the timeline events in one transaction, and
+returns a `Change`. Refusals raise a `BotError` whose message says what to
+type instead. Nothing here knows about Slack or the terminal.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from bot.clock import Clock
+from bot.errors import (
+    BotError,
+    IncidentClosed,
+    InvalidTransition,
+    NoPendingHandoff,
+    UnknownName,
+)
+from bot.model import Event, Handoff, Incident
+from bot.progress import StepStatus, step_statuses
+from bot.runbook import SEVERITIES, Catalog
+from bot.store import Store
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a command did: the incident after it, and the events it wrote."""
+
+    incident: Incident
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """Everything a status reply or a reminder needs, read at one moment."""
+
+    incident: Incident
+    holders: dict[str, str]
+    pending: list[Handoff]
+    steps: list[StepStatus]
+    phase_started_at: datetime
+
+
+def closest(name: str, choices: list[str]) -> str | None:
+    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+class IncidentService:
+    def __init__(self, store: Store, clock: Clock, catalog: Catalog) -> None:
+        self.store = store
+        self.clock = clock
+        self.catalog = catalog
+
+    # --- declaring ------------------------------------------------------------
+
+    def start(
+        self,
+        runbook_id: str,
+        title: str,
+        actor: str,
+        severity: str | None = None,
+        channel: str | None = None,
+    ) -> Change:
+        loaded = self.catalog.get(runbook_id)
+        if loaded is None:
+            ids = self.catalog.ids()
+            raise UnknownName(
+                "unknown_runbook",
+                given=runbook_id,
+                known=", ".join(ids),
+                suggestion=closest(runbook_id, ids),
+            )
+        runbook = loaded.runbook
+        severity = severity or runbook.default_severity
+        now = self.clock.now()
+        with self.store.transaction():
+            incident_id = self.store.insert_incident(
+                title=title,
+                severity=severity,
+                status="active",
+                runbook_id=runbook.id,
+                runbook_version=loaded.version,
+                runbook_snapshot=runbook.snapshot(),
+                phase_index=0,
+                declared_by=actor,
+                started_at=now,
+                channel=channel,
+            )
+            events = [
+                self.store.append_event(
+                    incident_id,
+                    now,
+                    actor,
+                    "declared",
+                    title,
+                    severity=severity,
+                    runbook=runbook.id,
+                    version=loaded.version,
+                ),
+            ]
+            lead = runbook.roles[0]
+            self.store.set_holder(incident_id, lead.id, actor, now)
+            events.append(
+                self.store.append_event(
+                    incident_id, now, actor, "role_assigned", role=lead.id, user=actor
+                )
+            )
+            self.store.start_phase(incident_id, runbook.phases[0].id, now)
+            events.append(
+                self.store.append_event(
+                    incident_id, now, actor, "phase_started", phase=runbook.phases[0].id, number=1
+                )
+            )
+        return Change(self._get(incident_id), events)
+
+    def set_channel(self, incident_id: int, channel: str) -> Incident:
+        self.store.update_incident(incident_id, channel=channel)
+        return self._get(incident_id)
+
+    # --- roles ------------------------------------------------------------------
+
+    def assign(self, incident_id: int, role: str, user: str, actor: str) -> Change:
+        with self.store.transaction():
+            incident = self._open(incident_id)
+            role_id = self._role(incident, role)
+            if self.store.current_holders(incident_id).get(role_id) == user:
+                raise InvalidTransition("already_holds", user=user, role=role_id)
+            now = self.clock.now()
+            self.store.set_holder(incident_id, role_id, user, now)
+            for handoff in self.store.pending_handoffs(incident_id):
+                if handoff.role_id == role_id:
+                    self.store.finish_handoff(handoff.id, now, accepted=False)
+            event = self.store.append_event(
+                incident_id, now, actor, "role_assigned", role=role_id, user=user
+            )
+        return Change(self._get(incident_id), [event])
+
+    def handoff(self, incident_id: int, role: str, user: str, actor: str) -> Change:
+        """Ask `user` to take `role`; it stays with the current holder until they accept."""
+        with self.store.transaction():
+            incident = self._open(incident_id)
+            role_id = self._role(incident, role)
+            holder = self.store.current_holders(incident_id).get(role_id)
+            if holder == user:
+                raise InvalidTransition("already_holds", user=user, role=role_id)
+            now = self.clock.now()
+            replaced = [h for h in self.store.pending_handoffs(incident_id) if h.role_id == role_id]
+            for handoff in replaced:
+                self.store.finish_handoff(handoff.id, now, accepted=False)
+            self.store.add_handoff(incident_id, role_id, holder, user, now, actor)
+            event = self.store.append_event(
+                incident_id,
+                now,
+                actor,
+                "handoff_requested",
+                role=role_id,
+                from_user=holder,
+                to_user=user,
+                replaces=replaced[-1].to_user if replaced else None,
+            )
+        return Change(self._get(incident_id), [event])
+
+    def accept(self, incident_id: int, actor: str) -> Change:
+        """Accept every role handed to `actor` that is still waiting."""
+        with self.store.transaction():
+            self._open(incident_id)
+            mine = [h for h in self.store.pending_handoffs(incident_id) if h.to_user == actor]
+            if not mine:
+                raise NoPendingHandoff("no_pending_handoff", user=actor)
+            now = self.clock.now()
+            events = []
+            for handoff in mine:
+                previous = self.store.current_holders(incident_id).get(handoff.role_id)
+                self.store.finish_handoff(handoff.id, now, accepted=True)
+                self.store.set_holder(incident_id, handoff.role_id, actor, now)
+                waited = (now - handoff.requested_at).total_seconds()
+                events.append(
+                    self.store.append_event(
+                        incident_id,
+                        now,
+                        actor,
+                        "handoff_accepted",
+                        role=handoff.role_id,
+                        from_user=previous,
+                        to_user=actor,
+                        waited_seconds=waited,
+                    )
+                )
+        return Change(self._get(incident_id), events)
+
+    # --- the record -------------------------------------------------------------
+
+    def update(self, incident_id: int, text: str, actor: str) -> Change:
+        with self.store.transaction():
+            self._open(incident_id)
+            now = self.clock.now()
+            self.store.update_incident(incident_id, last_update_at=now)
+            event = self.store.append_event(incident_id, now, actor, "update", text)
+        return Change(self._get(incident_id), [event])
+
+    def note(self, incident_id: int, text: str, actor: str) -> Change:
+        with self.store.transaction():
+            self._open(incident_id)
+            event = self.store.append_event(incident_id, self.clock.now(), actor, "note", text)
+        return Change(self._get(incident_id), [event])
+
+    def describe(self, incident_id: int, field_name: str, text: str, actor: str) -> Change:
+        """Set the summary, impact or cause text of the postmortem (allowed after close too)."""
+        if field_name not in ("summary", "impact", "cause"):
+            raise ValueError(field_name)
+        with self.store.transaction():
+            self._existing(incident_id)
+            self.store.update_incident(incident_id, **{field_name: text})
+            event = self.store.append_event(incident_id, self.clock.now(), actor, field_name, text)
+        return Change(self._get(incident_id), [event])
+
+    def add_action(
+        self,
+        incident_id: int,
+        text: str,
+        actor: str,
+        owner: str | None = None,
+        due: date | None = None,
+    ) -> Change:
+        """Follow-up work for after the incident; allowed after close, when reviews happen."""
+        with self.store.transaction():
+            self._existing(incident_id)
+            now = self.clock.now()
+            due_text = due.isoformat() if due else None
+            action_id = self.store.add_action(incident_id, text, owner, due_text, now)
+            event = self.store.append_event(
+                incident_id,
+                now,
+                actor,
+                "action_added",
+                text,
+                action=action_id,
+                owner=owner,
+                due=due_text,
+            )
+        return Change(self._get(incident_id), [event])
+
+    # --- the plan -----------------------------------------------------------------
+
+    def done(self, incident_id: int, step: str, actor: str) -> Change:
+        with self.store.transaction():
+            incident = self._open(incident_id)
+            step_id = self._step(incident, step)
+            record = self.store.step_records(incident_id).get(step_id)
+            if record is not None and record.state == "done":
+                raise InvalidTransition(
+                    "step_already_done", step=step_id, at=record.at, by=record.by
+                )
+            now = self.clock.now()
+            self.store.record_step(incident_id, step_id, "done", now, actor, "")
+            event = self.store.append_event(incident_id, now, actor, "step_done", step=step_id)
+        return Change(self._get(incident_id), [event])
+
+    def skip(self, incident_id: int, step: str, reason: str, actor: str) -> Change:
+        with self.store.transaction():
+            incident = self._open(incident_id)
+            step_id = self._step(incident, step)
+            record = self.store.step_records(incident_id).get(step_id)
+            if record is not None:
+                key = "step_already_done" if record.state == "done" else "step_already_skipped"
+                raise InvalidTransition(key, step=step_id, at=record.at, by=record.by)
+            now = self.clock.now()
+            self.store.record_step(incident_id, step_id, "skipped", now, actor, reason)
+            event = self.store.append_event(
+                incident_id, now, actor, "step_skipped", reason, step=step_id
+            )
+        return Change(self._get(incident_id), [event])
+
+    def next_phase(self, incident_id: int, actor: str) -> Change:
+        with self.store.transaction():
+            incident = self._open(incident_id)
+            phases = incident.runbook.phases
+            if incident.phase_index + 1 >= len(phases):
+                raise InvalidTransition("last_phase", phase=incident.phase.name, count=len(phases))
+            now = self.clock.now()
+            index = incident.phase_index + 1
+            self.store.update_incident(incident_id, phase_index=index)
+            self.store.start_phase(incident_id, phases[index].id, now)
+            event = self.store.append_event(
+                incident_id,
+                now,
+                actor,
+                "phase_started",
+                phase=phases[index].id,
+                number=index + 1,
+                previous=incident.phase.id,
+            )
+        return Change(self._get(incident_id), [event])
+
+    def set_severity(self, incident_id: int, severity: str, actor: str, reason: str = "") -> Change:
+        if severity not in SEVERITIES:
+            raise InvalidTransition(
+                "bad_severity",
+                given=severity,
+                choices=", ".join(SEVERITIES),
+                usage="/incident sev SEV",
+            )
+        with self.store.transaction():
+            incident = self._open(incident_id)
+            if incident.severity == severity:
+                raise InvalidTransition("same_severity", severity=severity)
+            now = self.clock.now()
+            self.store.update_incident(incident_id, severity=severity)
+            event = self.store.append_event(
+                incident_id,
+                now,
+                actor,
+                "severity_changed",
+                reason,
+                severity=severity,
+                previous=incident.severity,
+            )
+        return Change(self._get(incident_id), [event])
+
+    # --- status -------------------------------------------------------------------
+
+    def mitigated(self, incident_id: int, actor: str) -> Change:
+        with self.store.transaction():
+            incident = self._open(incident_id)
+            if incident.mitigated_at is not None:
+                raise InvalidTransition("already_mitigated", at=incident.mitigated_at)
+            now = self.clock.now()
+            self.store.update_incident(incident_id, status="mitigated", mitigated_at=now)
+            event = self.store.append_event(incident_id, now, actor, "mitigated")
+        return Change(self._get(incident_id), [event])
+
+    def resolved(self, incident_id: int, actor: str) -> Change:
+        with self.store.transaction():
+            incident = self._open(incident_id)
+            if incident.resolved_at is not None:
+                raise InvalidTransition("already_resolved", at=incident.resolved_at)
+            now = self.clock.now()
+            events = []
+            if incident.mitigated_at is None:
+                self.store.update_incident(incident_id, mitigated_at=now)
+                events.append(
+                    self.store.append_event(incident_id, now, actor, "mitigated", implied=True)
+                )
+            self.store.update_incident(incident_id, status="resolved", resolved_at=now)
+            events.append(self.store.append_event(incident_id, now, actor, "resolved"))
+        return Change(self._get(incident_id), events)
+
+    def close(self, incident_id: int, actor: str) -> Change:
+        with self.store.transaction():
+            incident = self._existing(incident_id)
+            if incident.is_closed:
+                raise IncidentClosed("already_closed", ref=incident.ref, at=incident.closed_at)
+            now = self.clock.now()
+            self.store.update_incident(incident_id, status="closed", closed_at=now)
+            self.store.end_phases(incident_id, now)
+            self.store.release_roles(incident_id, now)
+            for handoff in self.store.pending_handoffs(incident_id):
+                self.store.finish_handoff(handoff.id, now, accepted=False)
+            event = self.store.append_event(
+                incident_id,
+                now,
+                actor,
+                "closed",
+                previous=incident.status,
+            )
+        return Change(self._get(incident_id), [event])
+
+    # --- reading ------------------------------------------------------------------
+
+    def view(self, incident_id: int) -> IncidentView:
+        with self.store.transaction():
+            incident = self._existing(incident_id)
+            runs = self.store.phase_runs(incident_id)
+            return IncidentView(
+                incident=incident,
+                holders=self.store.current_holders(incident_id),
+                pending=self.store.pending_handoffs(incident_id),
+                steps=step_statuses(
+                    incident, self.store.step_records(incident_id), runs, self.clock.now()
+                ),
+                phase_started_at=runs[-1].started_at if runs else incident.started_at,
+            )
+
+    def incident_for_channel(self, channel: str) -> Incident | None:
+        return self.store.incident_by_channel(channel)
+
+    def active(self) -> list[Incident]:
+        return self.store.incidents()
+
+    # --- checks ---------------------------------------------------------------------
+
+    def _get(self, incident_id: int) -> Incident:
+        incident = self.store.incident(incident_id)
+        assert incident is not None
+        return incident
+
+    def _existing(self, incident_id: int) -> Incident:
+        incident = self.store.incident(incident_id)
+        if incident is None:
+            raise UnknownName("unknown_incident", given=str(incident_id))
+        return incident
+
+    def _open(self, incident_id: int) -> Incident:
+        incident = self._existing(incident_id)
+        if incident.is_closed:
+            raise IncidentClosed("incident_closed", ref=incident.ref, at=incident.closed_at)
+        return incident
+
+    def _role(self, incident: Incident, given: str) -> str:
+        roles = incident.runbook.roles
+        wanted = given.lower().lstrip("#")
+        for role in roles:
+            if wanted in (role.id.lower(), role.name.lower()):
+                return role.id
+        ids = [r.id for r in roles]
+        raise UnknownName(
+            "unknown_role", given=given, known=", ".join(ids), suggestion=closest(wanted, ids)
+        )
+
+    def _step(self, incident: Incident, given: str) -> str:
+        ids = [s.id for _, s in incident.runbook.steps()]
+        for step_id in ids:
+            if step_id.lower() == given.lower():
+                return step_id
+        raise UnknownName(
+            "unknown_step", given=given, known=", ".join(ids), suggestion=closest(given, ids)
+        )
+
+
+__all__ = ["BotError", "Change", "IncidentService", "IncidentView"]

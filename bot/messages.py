@@ -1,0 +1,88 @@
+"""Everything the bot says, rendered from the en/zh catalogs in `templates/`.
+
+A catalog maps a key (`event.handoff_requested`, `error.unknown_role`) to a
+short Jinja2 template. Adapters decide how a user is mentioned and how user
+text is escaped; the renderer applies both so templates stay adapter-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from bot.durations import format_duration
+
+TEMPLATES = Path(__file__).parent / "templates"
+LANGUAGES = ("en", "zh")
+
+
+def _hm(moment: datetime | None) -> str:
+    return moment.strftime("%H:%M") if moment else "—"
+
+
+def _dur(delta: timedelta | None) -> str:
+    return format_duration(delta) if delta is not None else "—"
+
+
+@cache
+def _environment() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+    )
+    env.filters["hm"] = _hm
+    env.filters["dur"] = _dur
+    return env
+
+
+@cache
+def _template(source: str):  # compiled once per distinct source
+    return _environment().from_string(source)
+
+
+@cache
+def catalog(language: str) -> dict[str, str]:
+    with (TEMPLATES / f"messages.{language}.yaml").open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _plain_mention(user: str | None) -> str:
+    return f"@{user}" if user else "—"
+
+
+def _no_escape(text: str) -> str:
+    return text
+
+
+class Renderer:
+    """Renders catalog keys in one language for one adapter."""
+
+    def __init__(
+        self,
+        language: str = "en",
+        mention: Callable[[str | None], str] = _plain_mention,
+        escape: Callable[[str], str] = _no_escape,
+    ) -> None:
+        if language not in LANGUAGES:
+            raise ValueError(f"language must be one of {', '.join(LANGUAGES)}")
+        self.language = language
+        self.mention = mention
+        self.escape = escape
+
+    def has(self, key: str) -> bool:
+        return key in catalog(self.language)
+
+    def __call__(self, key: str, **params: Any) -> str:
+        source = catalog(self.language).get(key) or catalog("en")[key]
+        safe = {k: self.escape(v) if isinstance(v, str) else v for k, v in params.items()}
+        return _template(source).render(mention=self.mention, **safe).strip()
+
+
+def english(key: str, **params: Any) -> str:
+    return Renderer("en")(key, **params)

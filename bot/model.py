@@ -1,0 +1,116 @@
+"""Plain records of an incident's state, as the store returns them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from bot.runbook import Runbook
+
+STATUSES = ("active", "mitigated", "resolved", "closed")
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: int
+    title: str
+    severity: str
+    status: str
+    runbook_id: str
+    runbook_version: str
+    runbook_snapshot: str
+    phase_index: int
+    declared_by: str
+    started_at: datetime
+    channel: str | None = None
+    mitigated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    last_update_at: datetime | None = None
+    summary: str | None = None
+    impact: str | None = None
+    cause: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"INC-{self.id}"
+
+    @cached_property
+    def runbook(self) -> Runbook:
+        return Runbook.from_snapshot(self.runbook_snapshot)
+
+    @property
+    def phase(self):  # -> runbook.Phase
+        return self.runbook.phases[self.phase_index]
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status == "closed"
+
+    def milestone(self, name: str) -> datetime | None:
+        return {
+            "start": self.started_at,
+            "mitigated": self.mitigated_at,
+            "resolved": self.resolved_at,
+        }.get(name)
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    incident_id: int
+    at: datetime
+    actor: str
+    kind: str
+    text: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One person holding one role for a stretch of time."""
+
+    role_id: str
+    user: str
+    since: datetime
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Handoff:
+    id: int
+    role_id: str
+    from_user: str | None
+    to_user: str
+    requested_at: datetime
+    requested_by: str
+    accepted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    step_id: str
+    state: str  # done | skipped
+    at: datetime
+    by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PhaseRun:
+    phase_id: str
+    started_at: datetime
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    id: int
+    incident_id: int
+    text: str
+    owner: str | None
+    due: str | None  # YYYY-MM-DD
+    status: str
+    created_at: datetime

@@ -1,0 +1,131 @@
+"""Turns core records (events, views, runbooks) into message text.
+
+Adapters share these so the terminal and Slack say the same things; Slack adds
+Block Kit around the same text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.engine import IncidentView
+from bot.messages import Renderer
+from bot.model import Event, Incident
+from bot.runbook import LoadedRunbook, Runbook
+
+
+def role_name(runbook: Runbook, role_id: str | None) -> str:
+    role = runbook.role(role_id) if role_id else None
+    return role.name if role else str(role_id)
+
+
+def event_text(render: Renderer, event: Event, incident: Incident) -> str:
+    runbook = incident.runbook
+    params: dict[str, Any] = {
+        "from_user": None,
+        "implied": False,
+        "previous": None,
+        **event.data,
+        "actor": event.actor,
+        "text": event.text,
+        "at": event.at,
+        "ref": incident.ref,
+        "title": incident.title if event.kind != "declared" else event.text,
+        "elapsed": event.at - incident.started_at,
+    }
+    if "role" in event.data:
+        params["role_name"] = role_name(runbook, event.data["role"])
+    if "step" in event.data:
+        found = runbook.step(event.data["step"])
+        params["step_title"] = found[1].title if found else ""
+    if "phase" in event.data:
+        phase = runbook.phases[runbook.phase_index(event.data["phase"])]
+        params.update(
+            phase_name=phase.name,
+            goal=phase.goal,
+            target=phase.target,
+            phase_count=len(runbook.phases),
+        )
+    return render(f"event.{event.kind}", **params)
+
+
+def _owners(runbook: Runbook, owners: list[str], holders: dict[str, str], render: Renderer) -> str:
+    return ", ".join(
+        render.mention(holders[o]) if o in holders else role_name(runbook, o) for o in owners
+    )
+
+
+def status_text(render: Renderer, view: IncidentView, now: datetime) -> str:
+    incident = view.incident
+    runbook = incident.runbook
+    phase = incident.phase
+    open_steps = [
+        {
+            "id": s.step.id,
+            "title": s.step.title,
+            "owners": _owners(runbook, s.step.owner, view.holders, render),
+            "deadline": s.deadline,
+            "state": s.state,
+        }
+        for s in view.steps
+        if s.is_open and (s.phase.id == phase.id or s.state == "overdue")
+    ]
+    return render(
+        "reply.status",
+        ref=incident.ref,
+        title=incident.title,
+        severity=incident.severity,
+        status=incident.status,
+        elapsed=now - incident.started_at,
+        number=incident.phase_index + 1,
+        phase_count=len(runbook.phases),
+        phase_name=phase.name,
+        phase_elapsed=now - view.phase_started_at,
+        target=phase.target,
+        roles=_roles(runbook, view.holders),
+        pending=[
+            {"role_name": role_name(runbook, p.role_id), "to_user": p.to_user} for p in view.pending
+        ],
+        steps=open_steps,
+        last_update=incident.last_update_at,
+    )
+
+
+def plan_text(render: Renderer, runbook: Runbook, holders: dict[str, str]) -> str:
+    phases = [
+        {
+            "name": p.name,
+            "target": p.target,
+            "remind_every": p.remind_every,
+            "steps": [
+                {
+                    "id": s.id,
+                    "title": s.title,
+                    "owners": _owners(runbook, s.owner, holders, render),
+                    "due": str(s.due) if s.due else "",
+                }
+                for s in p.steps
+            ],
+        }
+        for p in runbook.phases
+    ]
+    return render(
+        "reply.plan",
+        runbook_name=runbook.name,
+        description=runbook.description,
+        phases=phases,
+        roles=_roles(runbook, holders),
+    )
+
+
+def _roles(runbook: Runbook, holders: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"id": r.id, "name": r.name, "holder": holders.get(r.id)} for r in runbook.roles]
+
+
+def runbooks_text(render: Renderer, runbooks: list[LoadedRunbook]) -> str:
+    return render("reply.runbooks", runbooks=[item.runbook for item in runbooks])
+
+
+def list_text(render: Renderer, incidents: list[Incident]) -> str:
+    return render("reply.list", incidents=incidents)

@@ -1,0 +1,441 @@
+"""Runbooks: emergency plans written in YAML, validated into pydantic models.
+
+A runbook declares roles, ordered phases of time-boxed steps, risks with
+fallbacks, the communication cadence and when the review is due. Loading never
+raises a traceback at the user: every problem becomes `file:line: message`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from bot.durations import DurationError, format_duration, parse_duration
+from bot.yaml_lines import LoadedYaml, YamlSyntaxError, load_yaml
+
+SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
+Severity = Literal["sev1", "sev2", "sev3", "sev4"]
+MILESTONES = ("start", "phase", "mitigated", "resolved")
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+def _to_duration(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"{value!r} is not a duration; write it like 15m, 1h30m or 2d")
+    if isinstance(value, int):
+        raise ValueError(f"'{value}' has no unit; write it like {value}m or {value}h")
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Deadline(_Model):
+    """`15m` (after the incident start), `30m after phase`, `1h after mitigated`."""
+
+    offset: timedelta
+    anchor: Literal["start", "phase", "mitigated", "resolved"] = "start"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, dict) or isinstance(value, Deadline):
+            return value
+        text = str(value).strip()
+        match = re.fullmatch(r"(?P<offset>.+?)(?:\s+after\s+(?P<anchor>\S+))?", text)
+        anchor = (match.group("anchor") if match else None) or "start"
+        if anchor not in MILESTONES:
+            raise ValueError(
+                f"unknown milestone '{anchor}' in '{text}'; "
+                f"use one of {', '.join(MILESTONES)} (e.g. '1h after mitigated')"
+            )
+        return {"offset": _to_duration(match.group("offset") if match else text), "anchor": anchor}
+
+    @model_serializer
+    def _text(self) -> str:
+        return str(self)
+
+    def __str__(self) -> str:
+        offset = format_duration(self.offset)
+        return offset if self.anchor == "start" else f"{offset} after {self.anchor}"
+
+
+class RiskTrigger(_Model):
+    """`not mitigated within 2h`: fires when a milestone is late (counted from the start)."""
+
+    milestone: Literal["mitigated", "resolved"]
+    within: timedelta
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, dict) or isinstance(value, RiskTrigger):
+            return value
+        match = re.fullmatch(r"not\s+(\S+)\s+within\s+(.+)", str(value).strip())
+        if not match:
+            raise ValueError(f"'{value}' is not a trigger; write it like 'not mitigated within 2h'")
+        milestone, within = match.groups()
+        if milestone not in ("mitigated", "resolved"):
+            raise ValueError(f"unknown milestone '{milestone}'; use mitigated or resolved")
+        return {"milestone": milestone, "within": _to_duration(within)}
+
+    @model_serializer
+    def _text(self) -> str:
+        return f"not {self.milestone} within {format_duration(self.within)}"
+
+
+class Role(_Model):
+    id: str = Field(pattern=_ID)
+    name: str
+    responsibilities: list[str] = []
+
+
+class Contact(_Model):
+    name: str
+    purpose: str = ""
+    how: str = ""
+
+
+class Step(_Model):
+    id: str = Field(pattern=_ID)
+    title: str
+    owner: Annotated[list[str], BeforeValidator(_as_list)] = Field(min_length=1)
+    due: Deadline | None = None
+    deliverable: str | None = None
+    done_when: str | None = None
+
+
+class Escalation(_Model):
+    message: str
+    severity: Severity | None = None
+
+
+class Phase(_Model):
+    id: str = Field(pattern=_ID)
+    name: str
+    goal: str = ""
+    target: Duration
+    remind_every: Duration = timedelta(minutes=15)
+    escalation: Escalation | None = None
+    steps: list[Step] = Field(min_length=1)
+
+
+class Risk(_Model):
+    id: str = Field(pattern=_ID)
+    risk: str
+    signal: str = ""
+    trigger: RiskTrigger | None = None
+    fallback: str
+    escalate_to: Severity | None = None
+
+
+class Channel(_Model):
+    audience: str
+    via: str = ""
+    every: Duration | None = None
+    content: str = ""
+
+
+class Communication(_Model):
+    update_every: Duration = timedelta(minutes=15)
+    internal: Channel | None = None
+    external: Channel | None = None
+
+
+class Targets(_Model):
+    """Response targets the postmortem measures against."""
+
+    assemble: Duration | None = None
+    mitigate: Duration | None = None
+    resolve: Duration | None = None
+
+
+class PostmortemSettings(_Model):
+    due: Duration = timedelta(hours=24)
+    owner: str | None = None
+    template: str | None = None
+
+
+class Runbook(_Model):
+    id: str = Field(pattern=_ID)
+    name: str
+    description: str = ""
+    language: Literal["en", "zh"] = "en"
+    default_severity: Severity = "sev2"
+    targets: Targets = Targets()
+    roles: list[Role] = Field(min_length=1)
+    contacts: list[Contact] = []
+    phases: list[Phase] = Field(min_length=1)
+    risks: list[Risk] = []
+    communication: Communication = Communication()
+    postmortem: PostmortemSettings = PostmortemSettings()
+
+    @field_validator("default_severity", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    def role(self, role_id: str) -> Role | None:
+        return next((r for r in self.roles if r.id == role_id), None)
+
+    def steps(self) -> Iterable[tuple[Phase, Step]]:
+        for phase in self.phases:
+            for step in phase.steps:
+                yield phase, step
+
+    def step(self, step_id: str) -> tuple[Phase, Step] | None:
+        return next(((p, s) for p, s in self.steps() if s.id == step_id), None)
+
+    def phase_index(self, phase_id: str) -> int:
+        return next(i for i, p in enumerate(self.phases) if p.id == phase_id)
+
+    def snapshot(self) -> str:
+        """Canonical JSON kept with each incident, so later edits never rewrite history."""
+        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_snapshot(cls, text: str) -> Runbook:
+        return cls.model_validate(json.loads(text))
+
+
+# --- loading and validation ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class RunbookInvalid(Exception):
+    """A runbook file that cannot be used; `problems` lists each as file:line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class LoadedRunbook:
+    runbook: Runbook
+    path: Path
+    version: str  # short content hash of the source file
+
+
+def load_runbook(path: Path) -> LoadedRunbook:
+    """Read and validate one runbook file, or raise RunbookInvalid."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunbookInvalid([Problem(name, 1, f"cannot read: {exc}")]) from None
+    try:
+        loaded = load_yaml(text)
+    except YamlSyntaxError as exc:
+        raise RunbookInvalid([Problem(name, exc.line, exc.message)]) from None
+    problems = [
+        Problem(name, line, f"{_dotted(p)}: duplicate key '{p[-1]}'")
+        for p, line in loaded.duplicates
+    ]
+    if not isinstance(loaded.data, dict):
+        problems.append(
+            Problem(name, 1, "a runbook is a YAML mapping with id, name, roles, phases")
+        )
+        raise RunbookInvalid(problems)
+    try:
+        runbook = Runbook.model_validate(loaded.data)
+    except ValidationError as exc:
+        problems += [_problem_from_pydantic(name, loaded, err) for err in exc.errors()]
+        raise RunbookInvalid(problems) from None
+    problems += [
+        Problem(name, loaded.line_of(p), f"{_dotted(p)}: {m}") for p, m in _cross_check(runbook)
+    ]
+    if problems:
+        raise RunbookInvalid(problems)
+    version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return LoadedRunbook(runbook=runbook, path=path, version=version)
+
+
+def _problem_from_pydantic(name: str, loaded: LoadedYaml, err: Any) -> Problem:
+    loc = tuple(part for part in err["loc"] if not _is_internal_loc(part))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown key '{loc[-1]}'"
+        loc_for_msg = loc[:-1]
+    elif kind == "missing":
+        message = f"missing required key '{loc[-1]}'"
+        loc_for_msg = loc[:-1]
+    elif kind == "too_short":
+        message = f"'{loc[-1]}' must not be empty"
+        loc_for_msg = loc[:-1]
+    else:
+        message = err["msg"].removeprefix("Value error, ")
+        loc_for_msg = loc
+    where = _dotted(loc_for_msg)
+    line = loaded.line_of(loc) if kind != "missing" else loaded.line_of(loc[:-1])
+    return Problem(name, line, f"{where}: {message}" if where else message)
+
+
+def _is_internal_loc(part: Any) -> bool:
+    # pydantic adds names such as 'function-before[...]' for wrapped validators
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _cross_check(runbook: Runbook) -> list[tuple[tuple[Any, ...], str]]:
+    """Rules pydantic cannot see alone: references between parts, unique ids."""
+    found: list[tuple[tuple[Any, ...], str]] = []
+    role_ids = {r.id for r in runbook.roles}
+    found += _duplicates(
+        [("roles", i, "id") for i in range(len(runbook.roles))], runbook.roles, "role"
+    )
+    found += _duplicates(
+        [("phases", i, "id") for i in range(len(runbook.phases))], runbook.phases, "phase"
+    )
+    found += _duplicates(
+        [("risks", i, "id") for i in range(len(runbook.risks))], runbook.risks, "risk"
+    )
+    step_paths = [
+        ("phases", pi, "steps", si, "id")
+        for pi, phase in enumerate(runbook.phases)
+        for si in range(len(phase.steps))
+    ]
+    found += _duplicates(step_paths, [s for _, s in runbook.steps()], "step")
+    known = ", ".join(sorted(role_ids))
+    for pi, phase in enumerate(runbook.phases):
+        for si, step in enumerate(phase.steps):
+            for oi, owner in enumerate(step.owner):
+                if owner not in role_ids:
+                    found.append(
+                        (
+                            ("phases", pi, "steps", si, "owner", oi),
+                            f"owner '{owner}' is not a declared role ({known})",
+                        )
+                    )
+    owner = runbook.postmortem.owner
+    if owner and owner not in role_ids:
+        found.append((("postmortem", "owner"), f"owner '{owner}' is not a declared role ({known})"))
+    return found
+
+
+def _duplicates(
+    paths: list[tuple[Any, ...]], items: list[Any], what: str
+) -> list[tuple[tuple[Any, ...], str]]:
+    seen: set[str] = set()
+    found = []
+    for path, item in zip(paths, items, strict=True):
+        if item.id in seen:
+            found.append((path, f"duplicate {what} id '{item.id}'"))
+        seen.add(item.id)
+    return found
+
+
+# --- the folder of runbooks ------------------------------------------------
+
+
+def runbook_files(paths: Iterable[Path]) -> list[Path]:
+    """Expand folders into their *.yaml / *.yml files, sorted."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        else:
+            files.append(path)
+    return files
+
+
+def validate_paths(paths: Iterable[Path]) -> tuple[list[LoadedRunbook], list[Problem]]:
+    """Validate every runbook under `paths`; also refuse two files with one id."""
+    good: list[LoadedRunbook] = []
+    problems: list[Problem] = []
+    files = runbook_files(paths)
+    for path in files:
+        if not path.exists():
+            problems.append(Problem(str(path), 1, "no such file or folder"))
+            continue
+        try:
+            good.append(load_runbook(path))
+        except RunbookInvalid as exc:
+            problems += exc.problems
+    by_id: dict[str, LoadedRunbook] = {}
+    for loaded in good:
+        first = by_id.setdefault(loaded.runbook.id, loaded)
+        if first is not loaded:
+            problems.append(
+                Problem(
+                    str(loaded.path), 1, f"id '{loaded.runbook.id}' is already used by {first.path}"
+                )
+            )
+    return good, problems
+
+
+class Catalog:
+    """The runbooks a bot can start, by id; bad files are kept aside as problems."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        loaded, self.problems = validate_paths([folder]) if folder.is_dir() else ([], [])
+        self._by_id = {item.runbook.id: item for item in loaded}
+
+    def ids(self) -> list[str]:
+        return sorted(self._by_id)
+
+    def get(self, runbook_id: str) -> LoadedRunbook | None:
+        return self._by_id.get(runbook_id)
+
+    def all(self) -> list[LoadedRunbook]:
+        return [self._by_id[i] for i in self.ids()]
+
+
+def shipped_runbooks_dir() -> Path:
+    """The runbooks that come with the bot: beside the source, or inside the wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "runbooks", here / "_shipped_runbooks"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "runbooks"

@@ -1,0 +1,456 @@
+"""SQLite persistence with sqlite-utils: WAL, numbered migrations, one lock.
+
+Everything the bot knows lives here; nothing is kept only in memory. The engine
+wraps each command in `transaction()`, so a state change and its timeline
+event are committed together or not at all. One connection is shared between
+threads behind a re-entrant lock: SQLite serialises writers anyway, and the
+lock keeps a transaction's statements from interleaving with another thread's.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from bot.clock import iso, parse_iso
+from bot.model import Action, Event, Handoff, Holding, Incident, PhaseRun, StepRecord
+
+
+class StoreError(Exception):
+    """The database cannot be opened or is not ours."""
+
+
+def _m1_initial(db: Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["incidents"].create(
+        {
+            "id": int,
+            "title": str,
+            "severity": str,
+            "status": str,
+            "runbook_id": str,
+            "runbook_version": str,
+            "runbook_snapshot": str,
+            "phase_index": int,
+            "declared_by": str,
+            "started_at": str,
+            "channel": str,
+            "mitigated_at": str,
+            "resolved_at": str,
+            "closed_at": str,
+            "last_update_at": str,
+            "summary": str,
+            "impact": str,
+            "cause": str,
+        },
+        pk="id",
+        not_null={"title", "severity", "status", "runbook_id", "started_at"},
+    )
+    db["incidents"].create_index(["channel"])
+    db["incidents"].create_index(["status"])
+    db["events"].create(
+        {
+            "id": int,
+            "incident_id": int,
+            "at": str,
+            "actor": str,
+            "kind": str,
+            "text": str,
+            "data": str,
+        },
+        pk="id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    db["events"].create_index(["incident_id", "id"])
+    db["holdings"].create(
+        {"id": int, "incident_id": int, "role_id": str, "user": str, "since": str, "until": str},
+        pk="id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    db["holdings"].create_index(["incident_id", "role_id"])
+    db["handoffs"].create(
+        {
+            "id": int,
+            "incident_id": int,
+            "role_id": str,
+            "from_user": str,
+            "to_user": str,
+            "requested_at": str,
+            "requested_by": str,
+            "accepted_at": str,
+            "cancelled_at": str,
+        },
+        pk="id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    db["handoffs"].create_index(["incident_id", "to_user"])
+    db["steps"].create(
+        {"incident_id": int, "step_id": str, "state": str, "at": str, "by": str, "reason": str},
+        pk=("incident_id", "step_id"),
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    db["phase_runs"].create(
+        {"id": int, "incident_id": int, "phase_id": str, "started_at": str, "ended_at": str},
+        pk="id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    db["phase_runs"].create_index(["incident_id", "id"])
+    db["actions"].create(
+        {
+            "id": int,
+            "incident_id": int,
+            "text": str,
+            "owner": str,
+            "due": str,
+            "status": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_m1_initial]
+_APP_ID = 0x1D3B07  # marks a file as this bot's database (PRAGMA application_id)
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        try:
+            conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=10
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self.db = Database(conn)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    # --- transactions and migrations ---------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """BEGIN IMMEDIATE … COMMIT; nested calls join the outer transaction."""
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:
+                yield self
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            app_id = self.db.execute("PRAGMA application_id").fetchone()[0]
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            has_tables = bool(self.db.table_names())
+            if app_id not in (0, _APP_ID) or (app_id == 0 and has_tables):
+                raise StoreError(f"{self.path} is not an incident-bot database")
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path} was written by a newer incident-bot (schema {version}); "
+                    "upgrade the bot"
+                )
+            for number in range(version, len(MIGRATIONS)):
+                MIGRATIONS[number](self.db)
+            self.db.execute(f"PRAGMA application_id={_APP_ID}")
+            self.db.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+
+    # --- meta ---------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", [key])
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+
+    # --- incidents ----------------------------------------------------------
+
+    def insert_incident(self, **fields: Any) -> int:
+        with self.transaction():
+            return int(self.db["incidents"].insert(_encode(fields)).last_pk)
+
+    def update_incident(self, incident_id: int, **fields: Any) -> None:
+        with self.transaction():
+            self.db["incidents"].update(incident_id, _encode(fields))
+
+    def incident(self, incident_id: int) -> Incident | None:
+        rows = self._rows("SELECT * FROM incidents WHERE id = ?", [incident_id])
+        return _incident(rows[0]) if rows else None
+
+    def incident_by_channel(self, channel: str) -> Incident | None:
+        rows = self._rows(
+            "SELECT * FROM incidents WHERE channel = ? ORDER BY id DESC LIMIT 1", [channel]
+        )
+        return _incident(rows[0]) if rows else None
+
+    def incidents(self, include_closed: bool = False) -> list[Incident]:
+        where = "" if include_closed else "WHERE status != 'closed'"
+        return [_incident(r) for r in self._rows(f"SELECT * FROM incidents {where} ORDER BY id")]
+
+    # --- events -------------------------------------------------------------
+
+    def append_event(
+        self, incident_id: int, at: datetime, actor: str, kind: str, text: str = "", **data: Any
+    ) -> Event:
+        row = {
+            "incident_id": incident_id,
+            "at": iso(at),
+            "actor": actor,
+            "kind": kind,
+            "text": text,
+            "data": json.dumps(data, ensure_ascii=False, default=str),
+        }
+        with self.transaction():
+            event_id = int(self.db["events"].insert(row).last_pk)
+        return Event(
+            id=event_id,
+            incident_id=incident_id,
+            at=at,
+            actor=actor,
+            kind=kind,
+            text=text,
+            data=data,
+        )
+
+    def events(self, incident_id: int, kinds: tuple[str, ...] | None = None) -> list[Event]:
+        sql = "SELECT * FROM events WHERE incident_id = ?"
+        params: list[Any] = [incident_id]
+        if kinds:
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            params += list(kinds)
+        return [_event(r) for r in self._rows(sql + " ORDER BY id", params)]
+
+    # --- roles --------------------------------------------------------------
+
+    def holdings(self, incident_id: int) -> list[Holding]:
+        rows = self._rows("SELECT * FROM holdings WHERE incident_id = ? ORDER BY id", [incident_id])
+        return [
+            Holding(r["role_id"], r["user"], parse_iso(r["since"]), _dt(r["until"])) for r in rows
+        ]
+
+    def current_holders(self, incident_id: int) -> dict[str, str]:
+        return {h.role_id: h.user for h in self.holdings(incident_id) if h.until is None}
+
+    def set_holder(self, incident_id: int, role_id: str, user: str, at: datetime) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE holdings SET until = ? "
+                "WHERE incident_id = ? AND role_id = ? AND until IS NULL",
+                [iso(at), incident_id, role_id],
+            )
+            self.db["holdings"].insert(
+                {
+                    "incident_id": incident_id,
+                    "role_id": role_id,
+                    "user": user,
+                    "since": iso(at),
+                    "until": None,
+                }
+            )
+
+    def release_roles(self, incident_id: int, at: datetime) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE holdings SET until = ? WHERE incident_id = ? AND until IS NULL",
+                [iso(at), incident_id],
+            )
+
+    # --- handoffs -----------------------------------------------------------
+
+    def add_handoff(
+        self,
+        incident_id: int,
+        role_id: str,
+        from_user: str | None,
+        to_user: str,
+        at: datetime,
+        by: str,
+    ) -> int:
+        with self.transaction():
+            row = {
+                "incident_id": incident_id,
+                "role_id": role_id,
+                "from_user": from_user,
+                "to_user": to_user,
+                "requested_at": iso(at),
+                "requested_by": by,
+                "accepted_at": None,
+                "cancelled_at": None,
+            }
+            return int(self.db["handoffs"].insert(row).last_pk)
+
+    def pending_handoffs(self, incident_id: int) -> list[Handoff]:
+        rows = self._rows(
+            "SELECT * FROM handoffs WHERE incident_id = ? "
+            "AND accepted_at IS NULL AND cancelled_at IS NULL "
+            "ORDER BY id",
+            [incident_id],
+        )
+        return [_handoff(r) for r in rows]
+
+    def handoffs(self, incident_id: int) -> list[Handoff]:
+        rows = self._rows("SELECT * FROM handoffs WHERE incident_id = ? ORDER BY id", [incident_id])
+        return [_handoff(r) for r in rows]
+
+    def finish_handoff(self, handoff_id: int, at: datetime, accepted: bool) -> None:
+        column = "accepted_at" if accepted else "cancelled_at"
+        with self.transaction():
+            self.db.execute(f"UPDATE handoffs SET {column} = ? WHERE id = ?", [iso(at), handoff_id])
+
+    # --- steps and phases ---------------------------------------------------
+
+    def step_records(self, incident_id: int) -> dict[str, StepRecord]:
+        rows = self._rows("SELECT * FROM steps WHERE incident_id = ?", [incident_id])
+        return {
+            r["step_id"]: StepRecord(
+                r["step_id"], r["state"], parse_iso(r["at"]), r["by"], r["reason"] or ""
+            )
+            for r in rows
+        }
+
+    def record_step(
+        self, incident_id: int, step_id: str, state: str, at: datetime, by: str, reason: str
+    ) -> None:
+        with self.transaction():
+            self.db["steps"].insert(
+                {
+                    "incident_id": incident_id,
+                    "step_id": step_id,
+                    "state": state,
+                    "at": iso(at),
+                    "by": by,
+                    "reason": reason,
+                },
+                replace=True,
+            )
+
+    def start_phase(self, incident_id: int, phase_id: str, at: datetime) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE phase_runs SET ended_at = ? WHERE incident_id = ? AND ended_at IS NULL",
+                [iso(at), incident_id],
+            )
+            self.db["phase_runs"].insert(
+                {
+                    "incident_id": incident_id,
+                    "phase_id": phase_id,
+                    "started_at": iso(at),
+                    "ended_at": None,
+                }
+            )
+
+    def end_phases(self, incident_id: int, at: datetime) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE phase_runs SET ended_at = ? WHERE incident_id = ? AND ended_at IS NULL",
+                [iso(at), incident_id],
+            )
+
+    def phase_runs(self, incident_id: int) -> list[PhaseRun]:
+        rows = self._rows(
+            "SELECT * FROM phase_runs WHERE incident_id = ? ORDER BY id", [incident_id]
+        )
+        return [
+            PhaseRun(r["phase_id"], parse_iso(r["started_at"]), _dt(r["ended_at"])) for r in rows
+        ]
+
+    # --- follow-up actions --------------------------------------------------
+
+    def add_action(
+        self, incident_id: int, text: str, owner: str | None, due: str | None, at: datetime
+    ) -> int:
+        with self.transaction():
+            row = {
+                "incident_id": incident_id,
+                "text": text,
+                "owner": owner,
+                "due": due,
+                "status": "open",
+                "created_at": iso(at),
+            }
+            return int(self.db["actions"].insert(row).last_pk)
+
+    def actions(self, incident_id: int) -> list[Action]:
+        rows = self._rows("SELECT * FROM actions WHERE incident_id = ? ORDER BY id", [incident_id])
+        return [
+            Action(
+                r["id"],
+                r["incident_id"],
+                r["text"],
+                r["owner"],
+                r["due"],
+                r["status"],
+                parse_iso(r["created_at"]),
+            )
+            for r in rows
+        ]
+
+    # --- helpers ------------------------------------------------------------
+
+    def _rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            cursor = self.db.execute(sql, params or [])
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _encode(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: iso(v) if isinstance(v, datetime) else v for k, v in fields.items()}
+
+
+def _dt(value: str | None) -> datetime | None:
+    return parse_iso(value) if value else None
+
+
+def _incident(row: dict[str, Any]) -> Incident:
+    times = ("started_at", "mitigated_at", "resolved_at", "closed_at", "last_update_at")
+    values = {k: (_dt(v) if k in times else v) for k, v in row.items()}
+    return Incident(**values)
+
+
+def _event(row: dict[str, Any]) -> Event:
+    return Event(
+        id=row["id"],
+        incident_id=row["incident_id"],
+        at=parse_iso(row["at"]),
+        actor=row["actor"],
+        kind=row["kind"],
+        text=row["text"] or "",
+        data=json.loads(row["data"] or "{}"),
+    )
+
+
+def _handoff(row: dict[str, Any]) -> Handoff:
+    return Handoff(
+        id=row["id"],
+        role_id=row["role_id"],
+        from_user=row["from_user"],
+        to_user=row["to_user"],
+        requested_at=parse_iso(row["requested_at"]),
+        requested_by=row["requested_by"],
+        accepted_at=_dt(row["accepted_at"]),
+    )

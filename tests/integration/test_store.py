@@ -1,0 +1,111 @@
+"""The SQLite store: round trips, reopening, migrations and several threads."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import timedelta
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.engine import IncidentService
+from bot.store import Store, StoreError
+from tests.conftest import START
+
+
+def test_incident_state_survives_reopening_the_database(tmp_path, catalog):
+    path = tmp_path / "bot.db"
+    clock = FakeClock(START)
+    first = IncidentService(Store(path), clock, catalog)
+    incident = first.start("service-outage", "Checkout down", "ana").incident
+    first.assign(incident.id, "tech-lead", "ben", "ana")
+    first.handoff(incident.id, "commander", "ivy", "ana")
+    first.done(incident.id, "1.1", "ana")
+    clock.advance(timedelta(minutes=20))
+    first.mitigated(incident.id, "ana")
+    first.store.close()
+
+    again = IncidentService(Store(path), clock, catalog)
+    view = again.view(incident.id)
+    assert view.incident.status == "mitigated"
+    assert view.incident.mitigated_at == START + timedelta(minutes=20)
+    assert view.holders == {"commander": "ana", "tech-lead": "ben"}
+    assert [h.to_user for h in view.pending] == ["ivy"]
+    assert {s.step.id: s.state for s in view.steps}["1.1"] == "done"
+    again.accept(incident.id, "ivy")  # the pending handoff is still acceptable
+    assert again.store.current_holders(incident.id)["commander"] == "ivy"
+    again.store.close()
+
+
+def test_event_round_trip_keeps_data_and_order(store):
+    incident_id = store.insert_incident(
+        title="t",
+        severity="sev2",
+        status="active",
+        runbook_id="r",
+        runbook_version="v",
+        runbook_snapshot="{}",
+        phase_index=0,
+        declared_by="ana",
+        started_at=START,
+    )
+    store.append_event(incident_id, START, "ana", "note", "first", weird="ü ✓")
+    store.append_event(incident_id, START, "ben", "note", "second")
+    events = store.events(incident_id)
+    assert [e.text for e in events] == ["first", "second"]
+    assert events[0].data == {"weird": "ü ✓"}
+    assert events[0].at == START
+
+
+def test_database_uses_wal_and_records_its_schema_version(store):
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] >= 1
+
+
+def test_a_transaction_that_fails_leaves_nothing_behind(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.set_meta("k", "v")
+            raise RuntimeError("boom")
+    assert store.get_meta("k") is None
+
+
+def test_another_programs_database_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE customers (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="not an incident-bot database"):
+        Store(path)
+
+
+def test_a_file_that_is_not_sqlite_gives_a_clear_error(tmp_path):
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(StoreError, match="cannot open database"):
+        Store(path)
+
+
+def test_many_threads_write_to_many_incidents_without_losing_events(store, catalog):
+    service = IncidentService(store, FakeClock(START), catalog)
+    ids = [service.start("service-outage", f"incident {n}", "ana").incident.id for n in range(8)]
+    errors: list[BaseException] = []
+
+    def worker(incident_id: int) -> None:
+        try:
+            for n in range(25):
+                service.update(incident_id, f"update {n}", "ben")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for incident_id in ids:
+        updates = store.events(incident_id, kinds=("update",))
+        assert [e.text for e in updates] == [f"update {n}" for n in range(25)]
