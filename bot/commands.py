@@ -8,9 +8,11 @@ raises any other exception, whatever the input (a property test checks it).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from bot.durations import DurationError, parse_duration
 from bot.errors import ParseError
 from bot.runbook import SEVERITIES
 
@@ -26,6 +28,7 @@ USAGE: dict[str, str] = {
     "skip": "/incident skip STEP REASON…",
     "next": "/incident next",
     "sev": "/incident sev SEV",
+    "snooze": "/incident snooze [DURATION]",
     "mitigated": "/incident mitigated",
     "resolved": "/incident resolved",
     "close": "/incident close",
@@ -51,6 +54,7 @@ _NO_ARGS = {
 }
 _TEXT = {"update", "note", "summary", "impact", "cause"}
 MAX_TEXT = 3000
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn"}
 
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|([^>]*))?>$|^@([\w.\-]+)$")
 
@@ -91,15 +95,14 @@ def parse_severity(token: str) -> str | None:
     return token if token in SEVERITIES else None
 
 
-def _fail(verb: str, problem: str, **params: object) -> ParseError:
-    return ParseError(problem, usage=USAGE[verb], **params)
+def _fail(form: str, problem: str, **params: object) -> ParseError:
+    return ParseError(problem, usage=USAGE[form], **params)
 
 
 def _clean(text: str) -> str:
-    """Drop control characters (keep newlines and tabs) and cap the length."""
-    kept = "".join(
-        ch for ch in text if ch in "\n\t" or (ch.isprintable() and ch not in "\u202e\u202d")
-    )
+    """Drop control and format characters (bidi overrides, zero-width) but keep
+    newlines, tabs and every kind of space; cap the length."""
+    kept = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in _INVISIBLE)
     return kept.strip()[:MAX_TEXT]
 
 
@@ -181,6 +184,15 @@ def _sev(rest: str) -> Command:
     return Command("sev", severity=severity)
 
 
+def _snooze(rest: str) -> Command:
+    if not rest:
+        return Command("snooze")
+    try:
+        return Command("snooze", duration=parse_duration(rest))
+    except DurationError:
+        raise _fail("snooze", "bad_duration", given=rest[:40]) from None
+
+
 def _action(rest: str) -> Command:
     words = rest.split()
     due: date | None = None
@@ -212,4 +224,5 @@ _PARSERS = {
     "skip": _skip,
     "sev": _sev,
     "action": _action,
+    "snooze": _snooze,
 }

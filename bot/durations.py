@@ -7,6 +7,7 @@ from datetime import timedelta
 
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+)\s*([dhms])")
+_LONGEST = 400 * 86400
 _WHOLE = re.compile(r"^\s*(?:\d+\s*[dhms]\s*)+$")
 
 
@@ -22,6 +23,8 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(cleaned))
     if seconds <= 0:
         raise DurationError(f"'{text}' must be longer than zero")
+    if seconds > _LONGEST:
+        raise DurationError(f"'{text}' is too long; the longest is 400d")
     return timedelta(seconds=seconds)
 
 
@@ -33,10 +36,18 @@ def format_duration(delta: timedelta) -> str:
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
+    # Lossless (a runbook snapshot must parse back to the same plan), compact
+    # for the common cases: 45m, 1h05m, 2d, 1d03h, 1d00h30m.
     if days:
-        return f"{sign}{days}d{hours:02d}h" if hours else f"{sign}{days}d"
-    if hours:
-        return f"{sign}{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{sign}{minutes}m" if not seconds else f"{sign}{minutes}m{seconds:02d}s"
-    return f"{sign}{seconds}s"
+        text = f"{days}d"
+        if hours or minutes or seconds:
+            text += f"{hours:02d}h"
+        if minutes or seconds:
+            text += f"{minutes:02d}m"
+    elif hours:
+        text = f"{hours}h{minutes:02d}m"
+    elif minutes:
+        text = f"{minutes}m"
+    else:
+        return f"{sign}{seconds}s"
+    return sign + text + (f"{seconds:02d}s" if seconds else "")

@@ -40,19 +40,19 @@ class YamlSyntaxError(ValueError):
 
 def load_yaml(text: str) -> LoadedYaml:
     """Parse one YAML document with the safe loader, keeping line numbers."""
+    loaded = LoadedYaml(data=None)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return loaded
+        loaded.lines[()] = node.start_mark.line + 1
+        loaded.data = _build(node, (), loaded, yaml.SafeLoader(""))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise YamlSyntaxError(line, f"YAML syntax: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(1, f"YAML syntax: {exc}") from None
-    loaded = LoadedYaml(data=None)
-    if node is None:
-        return loaded
-    loaded.lines[()] = node.start_mark.line + 1
-    loaded.data = _build(node, (), loaded, yaml.SafeLoader(""))
     return loaded
 
 
@@ -60,9 +60,11 @@ def _build(node: yaml.Node, path: Path, out: LoadedYaml, loader: yaml.SafeLoader
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            child = (*path, key)
+            key = _build(key_node, path, LoadedYaml(None), loader)
             line = key_node.start_mark.line + 1
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise YamlSyntaxError(line, "a key must be a plain word, not a list or mapping")
+            child = (*path, key)
             if key in result:
                 out.duplicates.append((child, line))
             out.lines[child] = line
@@ -75,4 +77,9 @@ def _build(node: yaml.Node, path: Path, out: LoadedYaml, loader: yaml.SafeLoader
             out.lines[child] = item.start_mark.line + 1
             items.append(_build(item, child, out, loader))
         return items
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. `!!int abc`
+        raise YamlSyntaxError(
+            node.start_mark.line + 1, f"cannot read {node.value!r}: {exc}"
+        ) from None
