@@ -10,6 +10,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.dispatch import CommandHandler
 from bot.engine import IncidentService
+from bot.reminders import ReminderService
 from bot.runbook import Catalog, shipped_runbooks_dir
 from bot.store import Store
 
@@ -22,6 +23,7 @@ class Bot:
     catalog: Catalog
     service: IncidentService
     handler: CommandHandler
+    reminders: ReminderService
 
     def close(self) -> None:
         self.store.close()
@@ -37,4 +39,5 @@ def build(settings: Settings, clock: Clock, chat: ChatPort, store: Store | None 
     catalog = Catalog(runbook_folder(settings))
     service = IncidentService(store, clock, catalog)
     handler = CommandHandler(service, chat, settings.language, settings.postmortems)
-    return Bot(settings, store, clock, catalog, service, handler)
+    reminders = ReminderService(store, clock, chat, handler.render)
+    return Bot(settings, store, clock, catalog, service, handler, reminders)

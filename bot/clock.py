@@ -81,7 +81,9 @@ class FakeClock:
             self._now = moment
 
     def real_seconds_until(self, moment: datetime) -> float:
-        return 0.0
+        """Due now: no wait. Later: a fake clock never gets there by itself, so wait
+        an hour (a test moves the clock and pokes the scheduler instead)."""
+        return 0.0 if moment <= self.now() else 3600.0
 
 
 def sleep_real(seconds: float) -> None:

@@ -46,6 +46,7 @@ class CommandHandler:
         self.chat = chat
         self.render = Renderer(language, mention=chat.mention, escape=chat.escape)
         self.postmortem_dir = postmortem_dir
+        self.after_change: Callable[[], None] = lambda: None  # e.g. re-arm the reminder alarm
 
     def handle(self, text: str, ctx: Context) -> Result:
         """Run one command; a refusal is answered privately and returned, never raised."""
@@ -69,6 +70,7 @@ class CommandHandler:
         return incident.id
 
     def publish(self, change: Change) -> Result:
+        self.after_change()
         channel = change.incident.channel
         for event in change.events:
             text = event_text(self.render, event, change.incident)
@@ -128,6 +130,10 @@ def _describe(field_name: str) -> Callable[[CommandHandler, Command, Context], R
     return run
 
 
+def _snooze(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    return h.publish(h.service.snooze(h.incident_id(ctx), ctx.actor, c.duration))
+
+
 def _action(h: CommandHandler, c: Command, ctx: Context) -> Result:
     owner = c.owner.id if c.owner else None
     return h.publish(
@@ -165,6 +171,7 @@ _HANDLERS: dict[str, Callable[[CommandHandler, Command, Context], Result]] = {
     "skip": _simple(S.skip, "step", "text"),
     "next": _simple(S.next_phase),
     "sev": _simple(S.set_severity, "severity"),
+    "snooze": _snooze,
     "mitigated": _simple(S.mitigated),
     "resolved": _simple(S.resolved),
     "close": _close,

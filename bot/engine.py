@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, timedelta
 
 from bot.clock import Clock
 from bot.errors import (
@@ -20,8 +20,9 @@ from bot.errors import (
     NoPendingHandoff,
     UnknownName,
 )
-from bot.model import Event, Handoff, Incident
-from bot.progress import StepStatus, step_statuses
+from bot.model import Event, Incident
+from bot.progress import IncidentView, step_statuses
+from bot.reminders import arm
 from bot.runbook import SEVERITIES, Catalog
 from bot.store import Store
 
@@ -32,17 +33,6 @@ class Change:
 
     incident: Incident
     events: list[Event] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class IncidentView:
-    """Everything a status reply or a reminder needs, read at one moment."""
-
-    incident: Incident
-    holders: dict[str, str]
-    pending: list[Handoff]
-    steps: list[StepStatus]
-    phase_started_at: datetime
 
 
 def closest(name: str, choices: list[str]) -> str | None:
@@ -116,7 +106,7 @@ class IncidentService:
                     incident_id, now, actor, "phase_started", phase=runbook.phases[0].id, number=1
                 )
             )
-        return Change(self._get(incident_id), events)
+            return self._commit(incident_id, events)
 
     def set_channel(self, incident_id: int, channel: str) -> Incident:
         self.store.update_incident(incident_id, channel=channel)
@@ -138,7 +128,7 @@ class IncidentService:
             event = self.store.append_event(
                 incident_id, now, actor, "role_assigned", role=role_id, user=user
             )
-        return Change(self._get(incident_id), [event])
+            return self._commit(incident_id, [event])
 
     def handoff(self, incident_id: int, role: str, user: str, actor: str) -> Change:
         """Ask `user` to take `role`; it stays with the current holder until they accept."""
@@ -163,7 +153,7 @@ class IncidentService:
                 to_user=user,
                 replaces=replaced[-1].to_user if replaced else None,
             )
-        return Change(self._get(incident_id), [event])
+            return self._commit(incident_id, [event])
 
     def accept(self, incident_id: int, actor: str) -> Change:
         """Accept every role handed to `actor` that is still waiting."""
@@ -191,7 +181,7 @@ class IncidentService:
                         waited_seconds=waited,
                     )
                 )
-        return Change(self._get(incident_id), events)
+            return self._commit(incident_id, events)
 
     # --- the record -------------------------------------------------------------
 
@@ -201,13 +191,13 @@ class IncidentService:
             now = self.clock.now()
             self.store.update_incident(incident_id, last_update_at=now)
             event = self.store.append_event(incident_id, now, actor, "update", text)
-        return Change(self._get(incident_id), [event])
+            return self._commit(incident_id, [event])
 
     def note(self, incident_id: int, text: str, actor: str) -> Change:
         with self.store.transaction():
             self._open(incident_id)
             event = self.store.append_event(incident_id, self.clock.now(), actor, "note", text)
-        return Change(self._get(incident_id), [event])
+            return self._commit(incident_id, [event])
 
     def describe(self, incident_id: int, field_name: str, text: str, actor: str) -> Change:
         """Set the summary, impact or cause text of the postmortem (allowed after close too)."""
@@ -217,7 +207,7 @@ class IncidentService:
             self._existing(incident_id)
             self.store.update_incident(incident_id, **{field_name: text})
             event = self.store.append_event(incident_id, self.clock.now(), actor, field_name, text)
-        return Change(self._get(incident_id), [event])
+            return self._commit(incident_id, [event])
 
     def add_action(
         self,
@@ -243,7 +233,7 @@ class IncidentService:
                 owner=owner,
                 due=due_text,
             )
-        return Change(self._get(incident_id), [event])
+            return self._commit(incident_id, [event])
 
     # --- the plan -----------------------------------------------------------------
 
@@ -259,7 +249,7 @@ class IncidentService:
             now = self.clock.now()
             self.store.record_step(incident_id, step_id, "done", now, actor, "")
             event = self.store.append_event(incident_id, now, actor, "step_done", step=step_id)
-        return Change(self._get(incident_id), [event])
+            return self._commit(incident_id, [event])
 
     def skip(self, incident_id: int, step: str, reason: str, actor: str) -> Change:
         with self.store.transaction():
@@ -274,7 +264,7 @@ class IncidentService:
             event = self.store.append_event(
                 incident_id, now, actor, "step_skipped", reason, step=step_id
             )
-        return Change(self._get(incident_id), [event])
+            return self._commit(incident_id, [event])
 
     def next_phase(self, incident_id: int, actor: str) -> Change:
         with self.store.transaction():
@@ -295,7 +285,7 @@ class IncidentService:
                 number=index + 1,
                 previous=incident.phase.id,
             )
-        return Change(self._get(incident_id), [event])
+            return self._commit(incident_id, [event])
 
     def set_severity(self, incident_id: int, severity: str, actor: str, reason: str = "") -> Change:
         if severity not in SEVERITIES:
@@ -320,7 +310,27 @@ class IncidentService:
                 severity=severity,
                 previous=incident.severity,
             )
-        return Change(self._get(incident_id), [event])
+            return self._commit(incident_id, [event])
+
+    def snooze(self, incident_id: int, actor: str, duration: timedelta | None = None) -> Change:
+        """Push the next phase reminder to now + duration (default: the phase's interval)."""
+        with self.store.transaction():
+            incident = self._open(incident_id)
+            runs = self.store.phase_runs(incident_id)
+            pending = [
+                r
+                for r in self.store.reminders(incident_id, state="pending")
+                if r.kind == "phase" and runs and r.ref == str(runs[-1].id)
+            ]
+            if incident.status == "resolved" or not pending:
+                raise InvalidTransition("nothing_to_snooze")
+            now = self.clock.now()
+            until = now + (duration or incident.phase.remind_every)
+            self.store.reschedule_reminder(pending[0].id, until)
+            event = self.store.append_event(
+                incident_id, now, actor, "snoozed", until=until.isoformat(), phase=incident.phase.id
+            )
+            return self._commit(incident_id, [event])
 
     # --- status -------------------------------------------------------------------
 
@@ -332,7 +342,7 @@ class IncidentService:
             now = self.clock.now()
             self.store.update_incident(incident_id, status="mitigated", mitigated_at=now)
             event = self.store.append_event(incident_id, now, actor, "mitigated")
-        return Change(self._get(incident_id), [event])
+            return self._commit(incident_id, [event])
 
     def resolved(self, incident_id: int, actor: str) -> Change:
         with self.store.transaction():
@@ -348,7 +358,7 @@ class IncidentService:
                 )
             self.store.update_incident(incident_id, status="resolved", resolved_at=now)
             events.append(self.store.append_event(incident_id, now, actor, "resolved"))
-        return Change(self._get(incident_id), events)
+            return self._commit(incident_id, events)
 
     def close(self, incident_id: int, actor: str) -> Change:
         with self.store.transaction():
@@ -368,7 +378,7 @@ class IncidentService:
                 "closed",
                 previous=incident.status,
             )
-        return Change(self._get(incident_id), [event])
+            return self._commit(incident_id, [event])
 
     # --- reading ------------------------------------------------------------------
 
@@ -393,6 +403,12 @@ class IncidentService:
         return self.store.incidents()
 
     # --- checks ---------------------------------------------------------------------
+
+    def _commit(self, incident_id: int, events: list[Event]) -> Change:
+        """Finish a command inside its transaction: arm the reminders its events call for."""
+        incident = self._get(incident_id)
+        arm(self.store, incident, events)
+        return Change(incident, events)
 
     def _get(self, incident_id: int) -> Incident:
         incident = self.store.incident(incident_id)

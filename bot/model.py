@@ -103,6 +103,21 @@ class PhaseRun:
     phase_id: str
     started_at: datetime
     ended_at: datetime | None = None
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """A durable timer: what falls due when, and whether it went out."""
+
+    id: int
+    incident_id: int
+    kind: str  # phase | step | overrun | risk | postmortem
+    ref: str  # phase run id, step id, risk id …
+    seq: int
+    due_at: datetime
+    state: str  # pending | sending | sent | skipped | cancelled | unknown
+    done_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.model import Incident, PhaseRun, StepRecord
+from bot.model import Handoff, Incident, PhaseRun, StepRecord
 from bot.runbook import Phase, Step
 
 
@@ -62,3 +62,14 @@ def step_statuses(
             state = "open"
         result.append(StepStatus(phase, step, state, deadline, record))
     return result
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """Everything a status reply or a reminder needs, read at one moment."""
+
+    incident: Incident
+    holders: dict[str, str]
+    pending: list[Handoff]
+    steps: list[StepStatus]
+    phase_started_at: datetime

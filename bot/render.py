@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.engine import IncidentView
+from bot.clock import parse_iso
 from bot.messages import Renderer
 from bot.model import Event, Incident
+from bot.progress import IncidentView, StepStatus
 from bot.runbook import LoadedRunbook, Runbook
 
 
@@ -34,6 +35,8 @@ def event_text(render: Renderer, event: Event, incident: Incident) -> str:
         "title": incident.title if event.kind != "declared" else event.text,
         "elapsed": event.at - incident.started_at,
     }
+    if "until" in event.data:
+        params["until_at"] = parse_iso(event.data["until"])
     if "role" in event.data:
         params["role_name"] = role_name(runbook, event.data["role"])
     if "step" in event.data:
@@ -50,27 +53,37 @@ def event_text(render: Renderer, event: Event, incident: Incident) -> str:
     return render(f"event.{event.kind}", **params)
 
 
-def _owners(runbook: Runbook, owners: list[str], holders: dict[str, str], render: Renderer) -> str:
+def owners_text(
+    render: Renderer, runbook: Runbook, owners: list[str], holders: dict[str, str]
+) -> str:
+    """Owner roles as their holders' mentions, or the role name while nobody holds it."""
     return ", ".join(
         render.mention(holders[o]) if o in holders else role_name(runbook, o) for o in owners
     )
+
+
+def open_step_rows(
+    render: Renderer, incident: Incident, statuses: list[StepStatus], holders: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Open steps of the current phase plus overdue ones from any phase, ready for templates."""
+    return [
+        {
+            "id": s.step.id,
+            "title": s.step.title,
+            "owners": owners_text(render, incident.runbook, s.step.owner, holders),
+            "deadline": s.deadline,
+            "state": s.state,
+        }
+        for s in statuses
+        if s.is_open and (s.phase.id == incident.phase.id or s.state == "overdue")
+    ]
 
 
 def status_text(render: Renderer, view: IncidentView, now: datetime) -> str:
     incident = view.incident
     runbook = incident.runbook
     phase = incident.phase
-    open_steps = [
-        {
-            "id": s.step.id,
-            "title": s.step.title,
-            "owners": _owners(runbook, s.step.owner, view.holders, render),
-            "deadline": s.deadline,
-            "state": s.state,
-        }
-        for s in view.steps
-        if s.is_open and (s.phase.id == phase.id or s.state == "overdue")
-    ]
+    open_steps = open_step_rows(render, incident, view.steps, view.holders)
     return render(
         "reply.status",
         ref=incident.ref,
@@ -102,7 +115,7 @@ def plan_text(render: Renderer, runbook: Runbook, holders: dict[str, str]) -> st
                 {
                     "id": s.id,
                     "title": s.title,
-                    "owners": _owners(runbook, s.owner, holders, render),
+                    "owners": owners_text(render, runbook, s.owner, holders),
                     "due": str(s.due) if s.due else "",
                 }
                 for s in p.steps

@@ -21,7 +21,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from bot.clock import iso, parse_iso
-from bot.model import Action, Event, Handoff, Holding, Incident, PhaseRun, StepRecord
+from bot.model import Action, Event, Handoff, Holding, Incident, PhaseRun, Reminder, StepRecord
 
 
 class StoreError(Exception):
@@ -118,7 +118,30 @@ def _m1_initial(db: Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_m1_initial]
+def _m2_reminders(db: Database) -> None:
+    # One row per reminder that will (or did) fall due. `state` moves
+    # pending -> sending -> sent, or pending -> skipped/cancelled; see reminders.py
+    # for why "sending" is committed before the message goes out.
+    db["reminders"].create(
+        {
+            "id": int,
+            "incident_id": int,
+            "kind": str,
+            "ref": str,
+            "seq": int,
+            "due_at": str,
+            "state": str,
+            "created_at": str,
+            "done_at": str,
+        },
+        pk="id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    db["reminders"].create_index(["incident_id", "kind", "ref", "seq"], unique=True)
+    db["reminders"].create_index(["state", "due_at"])
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_m1_initial, _m2_reminders]
 _APP_ID = 0x1D3B07  # marks a file as this bot's database (PRAGMA application_id)
 
 
@@ -375,7 +398,8 @@ class Store:
             "SELECT * FROM phase_runs WHERE incident_id = ? ORDER BY id", [incident_id]
         )
         return [
-            PhaseRun(r["phase_id"], parse_iso(r["started_at"]), _dt(r["ended_at"])) for r in rows
+            PhaseRun(r["phase_id"], parse_iso(r["started_at"]), _dt(r["ended_at"]), r["id"])
+            for r in rows
         ]
 
     # --- follow-up actions --------------------------------------------------
@@ -409,6 +433,76 @@ class Store:
             for r in rows
         ]
 
+    # --- reminders ----------------------------------------------------------
+
+    def add_reminder(
+        self,
+        incident_id: int,
+        kind: str,
+        ref: str,
+        seq: int,
+        due_at: datetime,
+        created_at: datetime,
+    ) -> None:
+        """Insert a pending reminder; one that already exists (same series and number) is kept."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO reminders (incident_id, kind, ref, seq, due_at, state, "
+                "created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                [incident_id, kind, ref, seq, iso(due_at), iso(created_at)],
+            )
+
+    def due_reminders(self, now: datetime, limit: int = 500) -> list[Reminder]:
+        rows = self._rows(
+            "SELECT * FROM reminders WHERE state = 'pending' AND due_at <= ? "
+            "ORDER BY due_at, id LIMIT ?",
+            [iso(now), limit],
+        )
+        return [_reminder(r) for r in rows]
+
+    def reminders(self, incident_id: int | None = None, state: str | None = None) -> list[Reminder]:
+        sql, params = "SELECT * FROM reminders WHERE 1=1", []
+        if incident_id is not None:
+            sql, params = sql + " AND incident_id = ?", [*params, incident_id]
+        if state is not None:
+            sql, params = sql + " AND state = ?", [*params, state]
+        return [_reminder(r) for r in self._rows(sql + " ORDER BY due_at, id", params)]
+
+    def next_reminder_due(self) -> datetime | None:
+        rows = self._rows("SELECT MIN(due_at) AS due FROM reminders WHERE state = 'pending'")
+        return _dt(rows[0]["due"]) if rows else None
+
+    def set_reminder_state(
+        self, reminder_id: int, state: str, at: datetime, expect: str | None = None
+    ) -> bool:
+        """Move a reminder to `state`; with `expect`, only if it is still in that state."""
+        sql = "UPDATE reminders SET state = ?, done_at = ? WHERE id = ?"
+        params: list[Any] = [state, iso(at), reminder_id]
+        if expect is not None:
+            sql, params = sql + " AND state = ?", [*params, expect]
+        with self.transaction():
+            return self.db.execute(sql, params).rowcount == 1
+
+    def reschedule_reminder(self, reminder_id: int, due_at: datetime) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE reminders SET due_at = ? WHERE id = ?", [iso(due_at), reminder_id]
+            )
+
+    def cancel_reminders(
+        self, incident_id: int, at: datetime, keep_kinds: tuple[str, ...] = ()
+    ) -> None:
+        sql = (
+            "UPDATE reminders SET state = 'cancelled', done_at = ? "
+            "WHERE incident_id = ? AND state = 'pending'"
+        )
+        params: list[Any] = [iso(at), incident_id]
+        if keep_kinds:
+            sql += f" AND kind NOT IN ({','.join('?' * len(keep_kinds))})"
+            params += list(keep_kinds)
+        with self.transaction():
+            self.db.execute(sql, params)
+
     # --- helpers ------------------------------------------------------------
 
     def _rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
@@ -441,6 +535,19 @@ def _event(row: dict[str, Any]) -> Event:
         kind=row["kind"],
         text=row["text"] or "",
         data=json.loads(row["data"] or "{}"),
+    )
+
+
+def _reminder(row: dict[str, Any]) -> Reminder:
+    return Reminder(
+        id=row["id"],
+        incident_id=row["incident_id"],
+        kind=row["kind"],
+        ref=row["ref"],
+        seq=row["seq"],
+        due_at=parse_iso(row["due_at"]),
+        state=row["state"],
+        done_at=_dt(row["done_at"]),
     )
 
 

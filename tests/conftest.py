@@ -47,3 +47,76 @@ def settings(tmp_path: Path) -> Settings:
         clock_speed=1.0,
         language="en",
     )
+
+
+class RecordingChat:
+    """A ChatPort that keeps what would have been posted, for core tests."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, str]] = []
+        self.replies: list[tuple[str, str]] = []
+        self.fail_next = 0
+
+    def open_channel(self, incident) -> str:
+        return f"C{incident.id:04d}"
+
+    def post(self, channel: str, text: str) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ConnectionError("chat is down")
+        self.posts.append((channel, text))
+
+    def reply(self, user: str, channel: str | None, text: str) -> None:
+        self.replies.append((user, text))
+
+    def mention(self, user: str | None) -> str:
+        return f"<@{user}>" if user else "-"
+
+    def escape(self, text: str) -> str:
+        return text
+
+
+@pytest.fixture
+def chat() -> RecordingChat:
+    return RecordingChat()
+
+
+# A small runbook whose timings are easy to reason about in reminder tests.
+DRILL_RUNBOOK = """
+id: drill
+name: Drill
+roles:
+  - {id: lead, name: Lead}
+  - {id: ops, name: Ops}
+phases:
+  - id: one
+    name: Phase one
+    target: 30m
+    remind_every: 10m
+    escalation: {message: "Call the vendor.", severity: sev1}
+    steps:
+      - {id: a, title: Look at logs, owner: ops, due: 15m}
+      - {id: b, title: Roll back, owner: lead, due: 20m after phase}
+  - id: two
+    name: Phase two
+    target: 2h
+    steps:
+      - {id: c, title: Tell users, owner: lead, due: 30m after mitigated}
+risks:
+  - id: slow
+    risk: Not restored in time
+    trigger: not mitigated within 1h
+    fallback: Fail over to the standby region.
+    escalate_to: sev1
+postmortem: {due: 24h}
+"""
+
+
+@pytest.fixture
+def drill_catalog(tmp_path) -> Catalog:
+    folder = tmp_path / "runbooks"
+    folder.mkdir()
+    (folder / "drill.yaml").write_text(DRILL_RUNBOOK, encoding="utf-8")
+    catalog = Catalog(folder)
+    assert catalog.problems == []
+    return catalog

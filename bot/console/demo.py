@@ -2,7 +2,8 @@
 
 The script is a list of (minutes since start, who, command). Time is a fake
 clock moved forward between lines, so a three-hour incident plays in about a
-second and reads like the channel's transcript.
+second and reads like the channel's transcript. Reminders, deadline nudges
+and escalations fire at their own bot times on the way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.console.chat import ConsoleChat
 from bot.dispatch import Context
+from bot.reminders import run_until
 
 RUNBOOK = "service-outage"
 START = datetime(2026, 1, 15, 2, 0, tzinfo=UTC)  # the seed plan's 2 a.m. alert
@@ -29,7 +31,7 @@ SCRIPT: list[tuple[int, str, str]] = [
     (3, "ana", "assign product @gus"),
     (11, "ana", "done 1.1"),
     (14, "chen", "update 502s come from the API gateway; checkout pods crash-loop since 01:52"),
-    (17, "chen", "done 1.2"),
+    (22, "chen", "done 1.2"),
     (24, "ben", "note Release 2026.01.15-1 went out at 01:50 and halved the DB pool size"),
     (28, "eli", "done 1.3"),
     (36, "ana", "done 1.4"),
@@ -43,6 +45,8 @@ SCRIPT: list[tuple[int, str, str]] = [
     (58, "ivy", "status"),
     (70, "fay", "done 3.2"),
     (80, "ben", "done 2.1"),
+    (82, "ivy", "update Root cause: the release halved the DB pool; permanent fix in review"),
+    (83, "ivy", "snooze 30m"),
     (85, "ivy", "sev sev2"),
     (100, "ben", "done 2.2"),
     (130, "eli", "done 2.3"),
@@ -70,9 +74,12 @@ def run_demo(settings: Settings, out: TextIO) -> int:
     chat = ConsoleChat(clock, out)
     bot = build(settings, clock, chat)
     incident_id: int | None = None
+    runbook = "service-outage-zh" if settings.language == "zh" else RUNBOOK
     try:
         for minute, user, command in SCRIPT:
-            clock.set(start + timedelta(minutes=minute))
+            if command.startswith("start"):
+                command = command.replace(RUNBOOK, runbook, 1)
+            run_until(bot.reminders, clock, start + timedelta(minutes=minute))
             chat.said(user, f"/incident {command}")
             result = bot.handler.handle(command, Context(actor=user, incident_id=incident_id))
             if result.error is not None:

@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.console.chat import ConsoleChat
 from bot.dispatch import Context
 from bot.persistence_clock import persisted_clock
+from bot.reminders import ReminderScheduler
 from bot.store import Store
 
 _SPEAKER = re.compile(r"^@([\w.\-]+):\s*(.*)$")
@@ -43,6 +44,8 @@ def run_drill(
     chat = ConsoleChat(clock, out)
     bot = build(settings, clock, chat, store=store)
     user = _drill_user()
+    scheduler = ReminderScheduler(bot.reminders, clock)
+    bot.handler.after_change = scheduler.poke
     try:
         if bot.catalog.get(runbook_id) is None:
             chat.reply(
@@ -69,6 +72,7 @@ def run_drill(
             chat.reply(user, None, f"Resuming {incident.ref}: {incident.title}")
         assert incident is not None
         incident_id = incident.id
+        scheduler.start()  # re-arms from the database: a resumed drill catches up once
         for line in inp:
             line = line.strip()
             if not line:
@@ -84,4 +88,5 @@ def run_drill(
                 break
         return 0
     finally:
+        scheduler.shutdown()
         bot.close()

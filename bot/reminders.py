@@ -1,0 +1,359 @@
+"""Reminders: what falls due when, and posting each one exactly once at most.
+
+Three parts:
+- `arm` turns timeline events into reminder rows, inside the engine's
+  transaction, so a phase start and its reminder series commit together.
+- `ReminderService.fire_due` posts whatever is due now. It is clock-agnostic:
+  tests and the demo call it after moving a fake clock.
+- `ReminderScheduler` is the live driver: one APScheduler job that wakes at
+  the earliest pending row (in real time, through the possibly scaled clock),
+  fires, and re-arms. The database is the truth; the job is only an alarm.
+
+Never twice. Slack has no idempotency key for chat.postMessage, so a crash
+between posting and recording cannot be told apart from a crash before
+posting. We therefore commit the row as `sending` *before* the post and as
+`sent` after it. A row found in `sending` at start-up was interrupted: it is
+marked `unknown` and not posted again. The cost is that a reminder may be lost
+when the process dies inside that millisecond window; the next reminder of the
+series (which lists the same open and overdue steps) follows at its usual
+time. A lost reminder is recoverable; a duplicate page at 3 a.m. erodes trust.
+
+No burst. Only the next reminder of a phase series exists as a row. When it
+fires late (the bot was down), the following one is placed at the next slot
+of the cadence after now, so missed slots are skipped, not replayed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.chat import ChatPort
+from bot.clock import Clock, FakeClock, utc_now
+from bot.messages import Renderer
+from bot.model import Event, Incident, Reminder
+from bot.progress import step_statuses
+from bot.render import open_step_rows, owners_text, role_name
+from bot.runbook import SEVERITIES
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+# --- arming: events in, reminder rows out ------------------------------------
+
+
+def arm(store: Store, incident: Incident, events: Iterable[Event]) -> None:
+    """Create the reminder rows the events call for; run inside the engine's transaction."""
+    runbook = incident.runbook
+    for event in events:
+        now = event.at
+        if event.kind == "declared":
+            for risk in runbook.risks:
+                if risk.trigger:
+                    due = incident.started_at + risk.trigger.within
+                    store.add_reminder(incident.id, "risk", risk.id, 0, due, now)
+            _arm_steps(store, incident, "start", now, incident.started_at)
+        elif event.kind == "phase_started":
+            run = store.phase_runs(incident.id)[-1]
+            phase = runbook.phases[runbook.phase_index(run.phase_id)]
+            ref = str(run.id)
+            store.add_reminder(incident.id, "phase", ref, 1, now + phase.remind_every, now)
+            store.add_reminder(incident.id, "overrun", ref, 0, now + phase.target, now)
+            first_start = min(
+                r.started_at for r in store.phase_runs(incident.id) if r.phase_id == phase.id
+            )
+            if first_start == run.started_at:
+                _arm_steps(store, incident, "phase", now, run.started_at, phase_id=phase.id)
+        elif event.kind == "mitigated" and incident.mitigated_at:
+            _arm_steps(store, incident, "mitigated", now, incident.mitigated_at)
+        elif event.kind == "resolved" and incident.resolved_at:
+            store.cancel_reminders(incident.id, now, keep_kinds=("postmortem",))
+            due = incident.resolved_at + runbook.postmortem.due
+            store.add_reminder(incident.id, "postmortem", "review", 0, due, now)
+        elif event.kind == "closed":
+            store.cancel_reminders(incident.id, now)
+
+
+def _arm_steps(
+    store: Store,
+    incident: Incident,
+    anchor: str,
+    now: datetime,
+    at: datetime,
+    phase_id: str | None = None,
+) -> None:
+    for phase, step in incident.runbook.steps():
+        if step.due and step.due.anchor == anchor and phase_id in (None, phase.id):
+            store.add_reminder(incident.id, "step", step.id, 0, at + step.due.offset, now)
+
+
+# --- firing --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    channel: str
+    text: str
+
+
+class ReminderService:
+    def __init__(self, store: Store, clock: Clock, chat: ChatPort, render: Renderer) -> None:
+        self.store = store
+        self.clock = clock
+        self.chat = chat
+        self.render = render
+
+    def fire_due(self) -> int:
+        """Post every reminder due by now; returns how many were posted."""
+        now = self.clock.now()
+        posted = 0
+        while batch := self.store.due_reminders(now):
+            for reminder in batch:
+                posted += self._fire(reminder, now)
+        return posted
+
+    def recover(self) -> int:
+        """At start-up: rows left in `sending` by a crash become `unknown` (see module doc)."""
+        interrupted = self.store.reminders(state="sending")
+        now = self.clock.now()
+        for reminder in interrupted:
+            self.store.set_reminder_state(reminder.id, "unknown", now, expect="sending")
+            log.warning(
+                "reminder %s of INC-%s was interrupted while posting; not resent",
+                reminder.id,
+                reminder.incident_id,
+            )
+        return len(interrupted)
+
+    def _fire(self, reminder: Reminder, now: datetime) -> bool:
+        with self.store.transaction():
+            if not self.store.set_reminder_state(reminder.id, "sending", now, expect="pending"):
+                return False  # another worker took it
+            incident = self.store.incident(reminder.incident_id)
+            outgoing = self._decide(reminder, incident, now) if incident else None
+            if outgoing is None:
+                self.store.set_reminder_state(reminder.id, "skipped", now)
+                return False
+        # committed as `sending`: from here on it is never posted again
+        try:
+            self.chat.post(outgoing.channel, outgoing.text)
+        except Exception:
+            log.exception("posting reminder %s of INC-%s failed", reminder.id, reminder.incident_id)
+            self.store.set_reminder_state(reminder.id, "failed", self.clock.now())
+            return False
+        self.store.set_reminder_state(reminder.id, "sent", self.clock.now())
+        return True
+
+    def _decide(self, reminder: Reminder, incident: Incident, now: datetime) -> Outgoing | None:
+        """Whether the reminder still applies, its text, and its side effects (events, next row)."""
+        if incident.is_closed or not incident.channel:
+            return None
+        if incident.status == "resolved" and reminder.kind != "postmortem":
+            return None
+        decide = {
+            "phase": self._phase,
+            "step": self._step,
+            "overrun": self._overrun,
+            "risk": self._risk,
+            "postmortem": self._postmortem,
+        }[reminder.kind]
+        text = decide(reminder, incident, now)
+        return Outgoing(incident.channel, text) if text else None
+
+    def _phase(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
+        runs = self.store.phase_runs(incident.id)
+        if not runs or str(runs[-1].id) != reminder.ref:
+            return None  # the phase has changed; its series ends
+        phase = incident.phase
+        due = reminder.due_at + phase.remind_every
+        seq = reminder.seq + 1
+        while due <= now:  # skip slots missed while the bot was down
+            due += phase.remind_every
+            seq += 1
+        self.store.add_reminder(incident.id, "phase", reminder.ref, seq, due, now)
+        holders = self.store.current_holders(incident.id)
+        statuses = step_statuses(incident, self.store.step_records(incident.id), runs, now)
+        steps = open_step_rows(self.render, incident, statuses, holders)
+        last_update = incident.last_update_at or incident.started_at
+        self.store.append_event(
+            incident.id,
+            now,
+            "bot",
+            "reminder",
+            reminder="phase",
+            phase=phase.id,
+            number=reminder.seq,
+        )
+        return self.render(
+            "reminder.phase",
+            ref=incident.ref,
+            phase_name=phase.name,
+            elapsed=now - runs[-1].started_at,
+            target=phase.target,
+            over=now - runs[-1].started_at > phase.target,
+            steps=steps,
+            ask_update=now - last_update >= phase.remind_every,
+            since_update=now - last_update,
+            commander=holders.get(incident.runbook.roles[0].id),
+            next_at=due,
+        )
+
+    def _step(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
+        found = incident.runbook.step(reminder.ref)
+        if found is None or reminder.ref in self.store.step_records(incident.id):
+            return None  # done or skipped in time
+        _, step = found
+        holders = self.store.current_holders(incident.id)
+        self.store.append_event(incident.id, now, "bot", "reminder", reminder="step", step=step.id)
+        return self.render(
+            "reminder.step",
+            step=step.id,
+            title=step.title,
+            owners=owners_text(self.render, incident.runbook, step.owner, holders),
+            deadline=reminder.due_at,
+        )
+
+    def _overrun(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
+        runs = self.store.phase_runs(incident.id)
+        if not runs or str(runs[-1].id) != reminder.ref:
+            return None  # the phase ended in time
+        phase = incident.phase
+        escalation = phase.escalation
+        self.store.append_event(incident.id, now, "bot", "escalated", phase=phase.id)
+        raised = self._raise_severity(incident, escalation.severity if escalation else None, now)
+        return self.render(
+            "reminder.overrun",
+            phase_name=phase.name,
+            target=phase.target,
+            message=escalation.message if escalation else "",
+            severity=raised,
+            commander=self.store.current_holders(incident.id).get(incident.runbook.roles[0].id),
+        )
+
+    def _risk(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
+        risk = next((r for r in incident.runbook.risks if r.id == reminder.ref), None)
+        if risk is None or risk.trigger is None or incident.milestone(risk.trigger.milestone):
+            return None  # the milestone came in time
+        self.store.append_event(
+            incident.id, now, "bot", "risk_triggered", risk.fallback, risk=risk.id
+        )
+        raised = self._raise_severity(incident, risk.escalate_to, now)
+        return self.render(
+            "reminder.risk",
+            risk=risk.risk,
+            trigger=risk.trigger.milestone,
+            within=risk.trigger.within,
+            fallback=risk.fallback,
+            severity=raised,
+            commander=self.store.current_holders(incident.id).get(incident.runbook.roles[0].id),
+        )
+
+    def _postmortem(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
+        self.store.append_event(incident.id, now, "bot", "reminder", reminder="postmortem")
+        owner_role = incident.runbook.postmortem.owner or incident.runbook.roles[0].id
+        holder = self.store.current_holders(incident.id).get(owner_role)
+        return self.render(
+            "reminder.postmortem",
+            ref=incident.ref,
+            owner=holder,
+            owner_role=role_name(incident.runbook, owner_role),
+            due=incident.runbook.postmortem.due,
+        )
+
+    def _raise_severity(self, incident: Incident, target: str | None, now: datetime) -> str | None:
+        """Raise to `target` when it is more severe than now; returns the new severity or None."""
+        if target is None or SEVERITIES.index(target) >= SEVERITIES.index(incident.severity):
+            return None
+        self.store.update_incident(incident.id, severity=target)
+        self.store.append_event(
+            incident.id,
+            now,
+            "bot",
+            "severity_changed",
+            "escalation",
+            severity=target,
+            previous=incident.severity,
+        )
+        return target
+
+
+def run_until(reminders: ReminderService, clock: FakeClock, target: datetime) -> int:
+    """Move a fake clock to `target`, firing each reminder at its own due time on the way."""
+    posted = 0
+    while (due := reminders.store.next_reminder_due()) is not None and due <= target:
+        if due > clock.now():
+            clock.set(due)
+        posted += reminders.fire_due()
+    clock.set(target)
+    return posted
+
+
+# --- the live driver -----------------------------------------------------------
+
+
+class ReminderScheduler:
+    """One APScheduler job that sleeps until the earliest pending reminder."""
+
+    def __init__(self, reminders: ReminderService, clock: Clock) -> None:
+        self.reminders = reminders
+        self.clock = clock
+        self._scheduler = BackgroundScheduler(timezone="UTC")
+        self._lock = threading.Lock()
+        self._wakes = itertools.count()
+        self._job_id: str | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        """Re-arm from the database: settle interrupted rows, then wake for what is due."""
+        self.reminders.recover()
+        self._scheduler.start()
+        self.poke()
+
+    def shutdown(self) -> None:
+        # Stop pokes first: a job poking while APScheduler shuts down would
+        # wait on a lock that the shutdown holds while it waits for the job.
+        with self._lock:
+            self._stopping = True
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def poke(self) -> None:
+        """Re-read the earliest due row and set the alarm for it (call after any change)."""
+        with self._lock:
+            if self._stopping:
+                return
+            # A fresh job id per alarm: APScheduler removes a finished date job
+            # after submitting it, which could otherwise delete the alarm that
+            # the running job just set under the same id.
+            if self._job_id is not None:
+                with contextlib.suppress(JobLookupError):
+                    self._scheduler.remove_job(self._job_id)
+                self._job_id = None
+            due = self.reminders.store.next_reminder_due()
+            if due is None:
+                return
+            wake = utc_now() + timedelta(seconds=self.clock.real_seconds_until(due))
+            self._job_id = f"reminders-{next(self._wakes)}"
+            self._scheduler.add_job(
+                self._run, "date", run_date=wake, id=self._job_id, misfire_grace_time=None
+            )
+
+    def _run(self) -> None:
+        try:
+            self.reminders.fire_due()
+        except Exception:  # keep the alarm alive whatever happened
+            log.exception("firing reminders failed")
+        self.poke()

@@ -1,0 +1,130 @@
+"""Restart safety: a new process on the same database re-arms, catches up once, never repeats."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from bot.clock import FakeClock
+from bot.engine import IncidentService
+from bot.messages import Renderer
+from bot.reminders import ReminderScheduler, ReminderService, run_until
+from bot.store import Store
+from tests.conftest import START, RecordingChat
+
+
+def _process(path, clock, catalog, chat):
+    """What a bot process holds: its own connection, service and reminder service."""
+    store = Store(path)
+    return (
+        store,
+        IncidentService(store, clock, catalog),
+        ReminderService(store, clock, chat, Renderer("en", mention=chat.mention)),
+    )
+
+
+def _phase_reminders(store, incident_id):
+    return [
+        e.at - START
+        for e in store.events(incident_id, kinds=("reminder",))
+        if e.data["reminder"] == "phase"
+    ]
+
+
+def test_restart_sends_the_missed_reminder_once_and_keeps_the_cadence(tmp_path, drill_catalog):
+    path, clock = tmp_path / "bot.db", FakeClock(START)
+    chat = RecordingChat()
+    store, svc, reminders = _process(path, clock, drill_catalog, chat)
+    incident = svc.start("drill", "Checkout down", "ana").incident
+    svc.set_channel(incident.id, "C1")
+    svc.next_phase(incident.id, "ana")  # phase two: reminders every 15m
+    run_until(reminders, clock, START + timedelta(minutes=16))
+    assert _phase_reminders(store, incident.id) == [timedelta(minutes=15)]
+    store.close()  # the process dies
+
+    clock.set(START + timedelta(minutes=64))  # down across the 30m, 45m and 60m slots
+    chat2 = RecordingChat()
+    store, svc, reminders = _process(path, clock, drill_catalog, chat2)
+    assert reminders.recover() == 0
+    assert reminders.fire_due() >= 1
+    phase_posts = [t for _, t in chat2.posts if t.startswith(":alarm_clock:")]
+    assert len(phase_posts) == 1  # one catch-up, not a burst of three
+    run_until(reminders, clock, START + timedelta(minutes=91))
+    assert _phase_reminders(store, incident.id) == [timedelta(minutes=m) for m in (15, 64, 75, 90)]
+    store.close()
+
+
+def test_a_reminder_interrupted_while_posting_is_never_posted_again(tmp_path, drill_catalog):
+    path, clock = tmp_path / "bot.db", FakeClock(START)
+    chat = RecordingChat()
+    store, svc, reminders = _process(path, clock, drill_catalog, chat)
+    incident = svc.start("drill", "Checkout down", "ana").incident
+    svc.set_channel(incident.id, "C1")
+    clock.set(START + timedelta(minutes=10))
+    (due,) = [r for r in store.due_reminders(clock.now()) if r.kind == "phase"]
+    # the process claimed it and died before recording the outcome
+    assert store.set_reminder_state(due.id, "sending", clock.now(), expect="pending")
+    store.close()
+
+    chat2 = RecordingChat()
+    store, svc, reminders = _process(path, clock, drill_catalog, chat2)
+    assert reminders.recover() == 1
+    reminders.fire_due()
+    assert not any(t.startswith(":alarm_clock:") for _, t in chat2.posts)
+    states = {r.id: r.state for r in store.reminders(incident.id)}
+    assert states[due.id] == "unknown"
+    store.close()
+
+
+def test_two_processes_on_one_database_never_post_the_same_reminder(tmp_path, drill_catalog):
+    path, clock = tmp_path / "bot.db", FakeClock(START)
+    chat_a, chat_b = RecordingChat(), RecordingChat()
+    store_a, svc, rem_a = _process(path, clock, drill_catalog, chat_a)
+    store_b, _, rem_b = _process(path, clock, drill_catalog, chat_b)
+    for n in range(30):
+        incident = svc.start("drill", f"incident {n}", "ana").incident
+        svc.set_channel(incident.id, f"C{n}")
+    clock.set(START + timedelta(minutes=10))
+    threads = [threading.Thread(target=r.fire_due) for r in (rem_a, rem_b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    posted = [c for c, t in chat_a.posts + chat_b.posts if t.startswith(":alarm_clock:")]
+    assert sorted(posted) == sorted(f"C{n}" for n in range(30))
+    store_a.close()
+    store_b.close()
+
+
+class _SignallingChat(RecordingChat):
+    def __init__(self, expected: int) -> None:
+        super().__init__()
+        self.expected = expected
+        self.done = threading.Event()
+
+    def post(self, channel: str, text: str) -> None:
+        super().post(channel, text)
+        if len(self.posts) >= self.expected:
+            self.done.set()
+
+
+def test_live_scheduler_re_arms_from_the_database_on_start(tmp_path, drill_catalog):
+    path, clock = tmp_path / "bot.db", FakeClock(START)
+    store, svc, _ = _process(path, clock, drill_catalog, RecordingChat())
+    incident = svc.start("drill", "Checkout down", "ana").incident
+    svc.set_channel(incident.id, "C1")
+    store.close()
+
+    clock.set(START + timedelta(minutes=16))  # the 10m phase reminder and the 15m nudge are due
+    chat = _SignallingChat(expected=2)
+    store, svc, reminders = _process(path, clock, drill_catalog, chat)
+    scheduler = ReminderScheduler(reminders, clock)
+    scheduler.start()
+    try:
+        assert chat.done.wait(timeout=10), "the scheduler did not fire the overdue reminders"
+    finally:
+        scheduler.shutdown()
+    texts = [t for _, t in chat.posts]
+    assert sum(t.startswith(":alarm_clock:") for t in texts) == 1
+    assert sum(t.startswith(":hourglass:") for t in texts) == 1
+    store.close()

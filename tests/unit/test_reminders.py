@@ -1,0 +1,207 @@
+"""Reminders on the fake clock: cadence, nudges, escalation, snooze, stop on close."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.engine import IncidentService
+from bot.errors import InvalidTransition
+from bot.messages import Renderer
+from bot.reminders import ReminderService, run_until
+from tests.conftest import START
+
+
+@pytest.fixture
+def svc(store, clock, drill_catalog) -> IncidentService:
+    return IncidentService(store, clock, drill_catalog)
+
+
+@pytest.fixture
+def reminders(store, clock, chat) -> ReminderService:
+    return ReminderService(store, clock, chat, Renderer("en", mention=chat.mention))
+
+
+def _declare(svc, severity="sev3"):
+    incident = svc.start("drill", "Checkout down", "ana", severity=severity).incident
+    svc.set_channel(incident.id, "C1")
+    svc.assign(incident.id, "ops", "olly", "ana")
+    return incident
+
+
+def _sent(chat, after=0):
+    return [text for _, text in chat.posts[after:]]
+
+
+def test_phase_reminders_follow_the_interval_of_each_phase(svc, reminders, clock, chat):
+    incident = _declare(svc)
+    run_until(reminders, clock, START + timedelta(minutes=25))
+    phase_one = [t for t in _sent(chat) if t.startswith(":alarm_clock:")]
+    assert len(phase_one) == 2  # at 10m and 20m
+    assert "Phase one" in phase_one[0] and "10m of 30m" in phase_one[0]
+    svc.next_phase(incident.id, "ana")  # phase two at 25m, default 15m interval
+    before = len(chat.posts)
+    run_until(reminders, clock, START + timedelta(minutes=25 + 46))
+    times = [
+        e.at - START
+        for e in svc.store.events(incident.id, kinds=("reminder",))
+        if e.data["reminder"] == "phase"
+    ]
+    assert times == [timedelta(minutes=m) for m in (10, 20, 40, 55, 70)]
+    assert all("Phase two" in t for t in _sent(chat, before) if t.startswith(":alarm_clock:"))
+
+
+def test_phase_reminder_lists_open_and_overdue_steps_with_owners_mentioned(
+    svc, reminders, clock, chat
+):
+    _declare(svc)
+    run_until(reminders, clock, START + timedelta(minutes=20))
+    last = [t for t in _sent(chat) if t.startswith(":alarm_clock:")][-1]
+    assert "a Look at logs — <@olly>" in last and "(overdue)" in last
+    assert "b Roll back — <@ana>" in last
+
+
+def test_phase_reminder_asks_for_an_update_only_when_the_last_is_older_than_the_interval(
+    svc, reminders, clock, chat
+):
+    incident = _declare(svc)
+    clock.advance(timedelta(minutes=5))
+    svc.update(incident.id, "Looking", "ana")
+    run_until(reminders, clock, START + timedelta(minutes=10))
+    assert "No update" not in _sent(chat)[-1]
+    run_until(reminders, clock, START + timedelta(minutes=20))
+    assert "No update for 15m, <@ana>" in _sent(chat)[-1]
+
+
+def test_step_gets_one_nudge_at_its_deadline_when_still_open(svc, reminders, clock, chat):
+    incident = _declare(svc)
+    svc.done(incident.id, "b", "ana")
+    run_until(reminders, clock, START + timedelta(minutes=29))
+    nudges = [t for t in _sent(chat) if t.startswith(":hourglass:")]
+    assert len(nudges) == 1
+    assert "Step a is due now (02:15)" in nudges[0] and "<@olly>" in nudges[0]
+
+
+def test_milestone_deadline_is_armed_when_the_milestone_happens(svc, reminders, clock, chat):
+    incident = _declare(svc)
+    run_until(reminders, clock, START + timedelta(minutes=40))
+    assert not any("Step c" in t for t in _sent(chat))
+    svc.mitigated(incident.id, "ana")
+    run_until(reminders, clock, START + timedelta(minutes=69))
+    assert not any("Step c" in t for t in _sent(chat))
+    run_until(reminders, clock, START + timedelta(minutes=70))
+    assert any("Step c is due now (03:10)" in t for t in _sent(chat))
+
+
+def test_phase_past_its_target_escalates_and_raises_severity(svc, reminders, clock, chat):
+    incident = _declare(svc, severity="sev3")
+    run_until(reminders, clock, START + timedelta(minutes=30))
+    escalation = [t for t in _sent(chat) if "past its 30m target" in t]
+    assert len(escalation) == 1
+    assert "Call the vendor." in escalation[0] and "Severity raised to *sev1*" in escalation[0]
+    assert svc.store.incident(incident.id).severity == "sev1"
+    kinds = [e.kind for e in svc.store.events(incident.id)]
+    assert "escalated" in kinds and "severity_changed" in kinds
+
+
+def test_no_escalation_when_the_phase_ended_in_time(svc, reminders, clock, chat):
+    incident = _declare(svc)
+    clock.advance(timedelta(minutes=29))
+    svc.next_phase(incident.id, "ana")
+    run_until(reminders, clock, START + timedelta(minutes=45))
+    assert not any("past its" in t for t in _sent(chat))
+
+
+def test_risk_trigger_posts_the_fallback_when_the_milestone_is_late(svc, reminders, clock, chat):
+    incident = _declare(svc, severity="sev2")
+    svc.next_phase(incident.id, "ana")  # avoid phase-one escalation noise
+    run_until(reminders, clock, START + timedelta(hours=1))
+    risk = [t for t in _sent(chat) if "Risk: Not restored in time" in t]
+    assert len(risk) == 1 and "Fail over to the standby region." in risk[0]
+    assert svc.store.incident(incident.id).severity == "sev1"
+
+
+def test_risk_trigger_stays_quiet_when_the_milestone_came_in_time(svc, reminders, clock, chat):
+    incident = _declare(svc)
+    clock.advance(timedelta(minutes=40))
+    svc.mitigated(incident.id, "ana")
+    run_until(reminders, clock, START + timedelta(hours=2))
+    assert not any("Risk:" in t for t in _sent(chat))
+
+
+def test_escalation_never_lowers_the_severity(svc, reminders, clock, chat):
+    incident = _declare(svc, severity="sev1")
+    run_until(reminders, clock, START + timedelta(minutes=30))
+    assert "Severity raised" not in [t for t in _sent(chat) if "past its" in t][0]
+    assert svc.store.incident(incident.id).severity == "sev1"
+
+
+def test_snooze_moves_the_next_phase_reminder_and_is_in_the_timeline(svc, reminders, clock, chat):
+    incident = _declare(svc)
+    clock.advance(timedelta(minutes=3))
+    svc.snooze(incident.id, "ana", timedelta(minutes=25))
+    run_until(reminders, clock, START + timedelta(minutes=27))
+    assert not any(t.startswith(":alarm_clock:") for t in _sent(chat))
+    run_until(reminders, clock, START + timedelta(minutes=38))
+    phase = [
+        e.at - START
+        for e in svc.store.events(incident.id, kinds=("reminder",))
+        if e.data["reminder"] == "phase"
+    ]
+    assert phase == [timedelta(minutes=28), timedelta(minutes=38)]
+    assert [e.kind for e in svc.store.events(incident.id, kinds=("snoozed",))] == ["snoozed"]
+
+
+def test_snooze_after_resolution_is_refused(svc, reminders, clock):
+    incident = _declare(svc)
+    svc.resolved(incident.id, "ana")
+    with pytest.raises(InvalidTransition):
+        svc.snooze(incident.id, "ana")
+
+
+def test_after_resolved_only_the_postmortem_reminder_remains(svc, reminders, clock, chat):
+    incident = _declare(svc)
+    clock.advance(timedelta(minutes=5))
+    svc.resolved(incident.id, "ana")
+    run_until(reminders, clock, START + timedelta(hours=24, minutes=4))
+    assert _sent(chat) == []
+    run_until(reminders, clock, START + timedelta(hours=24, minutes=5))
+    (only,) = _sent(chat)
+    assert "review of INC-1 is due" in only
+
+
+def test_nothing_is_sent_after_close(svc, reminders, clock, chat):
+    incident = _declare(svc)
+    run_until(reminders, clock, START + timedelta(minutes=10))
+    sent = len(chat.posts)
+    svc.close(incident.id, "ana")
+    run_until(reminders, clock, START + timedelta(days=3))
+    assert len(chat.posts) == sent
+    assert svc.store.reminders(incident.id, state="pending") == []
+
+
+def test_a_failed_post_is_not_retried_into_a_duplicate(svc, reminders, clock, chat):
+    _declare(svc)
+    chat.fail_next = 1
+    run_until(reminders, clock, START + timedelta(minutes=10))
+    assert chat.posts == []
+    run_until(reminders, clock, START + timedelta(minutes=20))
+    assert len([t for t in _sent(chat) if t.startswith(":alarm_clock:")]) == 1  # the 20m one
+
+
+def test_many_incidents_each_get_their_reminders_once(store, clock, chat, drill_catalog):
+    svc = IncidentService(store, clock, drill_catalog)
+    reminders = ReminderService(store, clock, chat, Renderer("en", mention=chat.mention))
+    ids = []
+    for n in range(200):
+        incident = svc.start("drill", f"incident {n}", "ana").incident
+        svc.set_channel(incident.id, f"C{n}")
+        ids.append(incident.id)
+    run_until(reminders, clock, START + timedelta(minutes=25))
+    per_channel: dict[str, int] = {}
+    for channel, text in chat.posts:
+        if text.startswith(":alarm_clock:"):
+            per_channel[channel] = per_channel.get(channel, 0) + 1
+    assert per_channel == {f"C{n}": 2 for n in range(200)}
+    assert store.reminders(state="sending") == []
