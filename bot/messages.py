@@ -24,11 +24,17 @@ LANGUAGES = ("en", "zh")
 
 
 def _hm(moment: datetime | None) -> str:
-    return moment.strftime("%H:%M") if moment else "—"
+    """Clock time to the nearest minute (a scaled clock lands between minutes)."""
+    return (moment + timedelta(seconds=30)).strftime("%H:%M") if moment else "—"
 
 
 def _dur(delta: timedelta | None) -> str:
-    return format_duration(delta) if delta is not None else "—"
+    """A duration for people: whole minutes once it is a minute or longer."""
+    if delta is None:
+        return "—"
+    if abs(delta) >= timedelta(minutes=1):
+        delta = timedelta(minutes=round(delta.total_seconds() / 60))
+    return format_duration(delta)
 
 
 @cache
