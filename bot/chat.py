@@ -7,9 +7,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.model import Incident
+from bot.progress import IncidentView
+
+
+@dataclass(frozen=True)
+class Button:
+    """A one-click answer offered with a message (the terminal shows it as a hint)."""
+
+    label: str
+    action: str  # what the click does, e.g. "accept_handoff"
+    value: str  # usually the incident id
 
 
 class ChatPort(Protocol):
@@ -17,8 +28,24 @@ class ChatPort(Protocol):
         """Create the incident's channel, bring the declarer in, return its id."""
         ...
 
-    def post(self, channel: str, text: str) -> None:
+    def post(self, channel: str, text: str, buttons: tuple[Button, ...] = ()) -> None:
         """Post a message everyone in the channel sees."""
+        ...
+
+    def notify(self, user: str, text: str) -> None:
+        """A direct message to one person (role briefings)."""
+        ...
+
+    def announce(self, text: str) -> None:
+        """Tell the wider organisation (e.g. #incidents); a no-op where there is none."""
+        ...
+
+    def show_plan(self, incident: Incident, view: IncidentView, text: str) -> str | None:
+        """Post the plan; return a reference to keep it current, or None."""
+        ...
+
+    def refresh_plan(self, incident: Incident, view: IncidentView, text: str) -> None:
+        """Bring the posted plan up to date (steps, roles, phase)."""
         ...
 
     def reply(self, user: str, channel: str | None, text: str) -> None:
@@ -31,6 +58,10 @@ class ChatPort(Protocol):
 
     def escape(self, text: str) -> str:
         """Make user-written text safe to echo (no @channel pings, no fake links)."""
+        ...
+
+    def channel_link(self, channel: str) -> str:
+        """How a channel is written so that it is a link."""
         ...
 
 

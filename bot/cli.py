@@ -7,6 +7,8 @@ line on stderr with exit status 1 or 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -80,9 +82,39 @@ def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.slack.server import StartupError, serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return serve(settings, http=args.http, port=args.port)
+    except StartupError as exc:
+        print(f"incident-bot: {exc}", file=sys.stderr)
+        return 2
+
+
+def _manifest(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.slack.manifest import manifest_yaml
+
+    if args.url and not args.url.startswith(("https://", "http://")):
+        print("--url must start with https://, e.g. --url https://bot.example.com", file=sys.stderr)
+        return 2
+    print(manifest_yaml(args.url), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="incident-bot", description="Runbooks as live incidents.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the Slack app (Socket Mode or HTTP)")
+    p.add_argument("--http", action="store_true", help="HTTP even when SLACK_APP_TOKEN is set")
+    p.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
+    p.set_defaults(run=_serve)
+
+    p = sub.add_parser("manifest", help="print the Slack app manifest (YAML)")
+    p.add_argument("--url", help="public base URL for HTTP mode; without it, Socket Mode")
+    p.set_defaults(run=_manifest)
 
     p = sub.add_parser("demo", help="play a whole scripted incident in the terminal")
     p.set_defaults(run=_demo)
@@ -115,3 +147,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `incident-bot demo | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         le=100_000,
         validation_alias=AliasChoices("INCIDENT_BOT_CLOCK_SPEED", "clock_speed"),
     )
+    announce_channel: str | None = Field(
+        None, validation_alias=AliasChoices("INCIDENT_BOT_ANNOUNCE_CHANNEL", "announce_channel")
+    )
     language: Literal["en", "zh"] = Field(
         "en", validation_alias=AliasChoices("INCIDENT_BOT_LANGUAGE", "language")
     )

@@ -12,14 +12,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.chat import ChatPort
+from bot.chat import Button, ChatPort
 from bot.commands import USAGE, Command, Mention, parse
 from bot.engine import Change, IncidentService
 from bot.errors import BotError, NotInIncident
-from bot.messages import Renderer
-from bot.model import Incident
+from bot.messages import Renderer, Safe
+from bot.model import Event, Incident
 from bot.postmortem import write_postmortem
-from bot.render import event_text, list_text, plan_text, runbooks_text, status_text
+from bot.render import (
+    event_text,
+    list_text,
+    open_step_rows,
+    plan_text,
+    runbooks_text,
+    status_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +35,8 @@ log = logging.getLogger(__name__)
 class Context:
     actor: str
     channel: str | None = None
-    incident_id: int | None = None  # the terminal names its incident directly
+    incident_id: int | None = None  # the terminal and buttons name the incident directly
+    reply: Callable[[str], None] | None = None  # Slack: answer through the response_url
 
 
 @dataclass
@@ -54,9 +62,7 @@ class CommandHandler:
             command = parse(text)
             return _HANDLERS[command.verb](self, command, ctx)
         except BotError as error:
-            self.chat.reply(
-                ctx.actor, ctx.channel, self.render(f"error.{error.key}", **error.params)
-            )
+            self.answer(ctx, self.render(f"error.{error.key}", **error.params))
             return Result(error=error)
 
     # --- helpers --------------------------------------------------------------
@@ -70,16 +76,68 @@ class CommandHandler:
         return incident.id
 
     def publish(self, change: Change) -> Result:
+        """Post the change's events in the channel, brief people, keep the plan current."""
         self.after_change()
-        channel = change.incident.channel
+        incident = change.incident
         for event in change.events:
-            text = event_text(self.render, event, change.incident)
-            if channel:
-                self.chat.post(channel, text)
-        return Result(incident=change.incident, change=change)
+            text = event_text(self.render, event, incident)
+            if incident.channel:
+                self.chat.post(incident.channel, text, self._buttons(event, incident))
+            self._follow_up(event, incident)
+        if incident.plan_ref:
+            view = self.service.view(incident.id)
+            self.chat.refresh_plan(
+                incident, view, plan_text(self.render, incident.runbook, view.holders)
+            )
+        return Result(incident=incident, change=change)
+
+    def _follow_up(self, event: Event, incident: Incident) -> None:
+        """What an event means beyond the channel: role briefings, announcements."""
+        runbook = incident.runbook
+        if event.kind in ("role_assigned", "handoff_accepted"):
+            user = event.data.get("user") or event.data["to_user"]
+            role = runbook.role(event.data["role"])
+            view = self.service.view(incident.id)
+            self.chat.notify(
+                user,
+                self.render(
+                    "dm.briefing",
+                    ref=incident.ref,
+                    title=incident.title,
+                    channel=self.channel(incident),
+                    role_name=role.name if role else event.data["role"],
+                    responsibilities=role.responsibilities if role else [],
+                    steps=open_step_rows(self.render, incident, view.steps, view.holders),
+                    last_update=self.service.last_update(incident.id),
+                    handed_over=event.kind == "handoff_accepted",
+                ),
+            )
+        elif event.kind in ("declared", "closed"):
+            self.chat.announce(
+                self.render(
+                    f"announce.{event.kind}",
+                    ref=incident.ref,
+                    title=incident.title,
+                    severity=incident.severity,
+                    channel=self.channel(incident),
+                    actor=event.actor,
+                    elapsed=event.at - incident.started_at,
+                )
+            )
+
+    def _buttons(self, event: Event, incident: Incident) -> tuple[Button, ...]:
+        if event.kind == "handoff_requested":
+            return (Button(self.render("label.accept"), "accept_handoff", str(incident.id)),)
+        return ()
+
+    def channel(self, incident: Incident) -> Safe:
+        return Safe(self.chat.channel_link(incident.channel) if incident.channel else "")
 
     def answer(self, ctx: Context, text: str) -> Result:
-        self.chat.reply(ctx.actor, ctx.channel, text)
+        if ctx.reply is not None:
+            ctx.reply(text)
+        else:
+            self.chat.reply(ctx.actor, ctx.channel, text)
         return Result()
 
 
@@ -89,7 +147,10 @@ def _start(h: CommandHandler, c: Command, ctx: Context) -> Result:
     incident = h.service.set_channel(change.incident.id, h.chat.open_channel(change.incident))
     result = h.publish(Change(incident, change.events))
     view = h.service.view(incident.id)
-    h.chat.post(incident.channel or "", plan_text(h.render, incident.runbook, view.holders))
+    plan = plan_text(h.render, incident.runbook, view.holders)
+    h.service.set_plan_ref(incident.id, h.chat.show_plan(incident, view, plan))
+    if ctx.reply is not None:  # declared from another channel: say where it lives
+        ctx.reply(h.render("reply.declared", ref=incident.ref, channel=h.channel(incident)))
     return result
 
 

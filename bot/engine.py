@@ -112,6 +112,13 @@ class IncidentService:
         self.store.update_incident(incident_id, channel=channel)
         return self._get(incident_id)
 
+    def set_plan_ref(self, incident_id: int, ref: str | None) -> None:
+        self.store.update_incident(incident_id, plan_ref=ref)
+
+    def last_update(self, incident_id: int) -> str | None:
+        updates = self.store.events(incident_id, kinds=("update",))
+        return updates[-1].text if updates else None
+
     # --- roles ------------------------------------------------------------------
 
     def assign(self, incident_id: int, role: str, user: str, actor: str) -> Change:

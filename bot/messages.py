@@ -58,6 +58,10 @@ def catalog(language: str) -> dict[str, str]:
         return yaml.safe_load(handle)
 
 
+class Safe(str):
+    """Text an adapter produced itself (a channel link): rendered without escaping."""
+
+
 def _plain_mention(user: str | None) -> str:
     return f"@{user}" if user else "—"
 
@@ -86,7 +90,7 @@ class Renderer:
 
     def __call__(self, key: str, **params: Any) -> str:
         source = catalog(self.language).get(key) or catalog("en")[key]
-        safe = {k: self.escape(v) if isinstance(v, str) else v for k, v in params.items()}
+        safe = {k: self.escape(v) if type(v) is str else v for k, v in params.items()}
         return _template(source).render(mention=self.mention, **safe).strip()
 
 

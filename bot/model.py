@@ -32,6 +32,7 @@ class Incident:
     summary: str | None = None
     impact: str | None = None
     cause: str | None = None
+    plan_ref: str | None = None
 
     @property
     def ref(self) -> str:

@@ -141,7 +141,12 @@ def _m2_reminders(db: Database) -> None:
     db["reminders"].create_index(["state", "due_at"])
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_m1_initial, _m2_reminders]
+def _m3_plan_ref(db: Database) -> None:
+    # where the posted plan lives in chat (Slack: the message ts), to update it in place
+    db["incidents"].add_column("plan_ref", str)
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_m1_initial, _m2_reminders, _m3_plan_ref]
 _APP_ID = 0x1D3B07  # marks a file as this bot's database (PRAGMA application_id)
 
 

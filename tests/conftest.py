@@ -55,16 +55,35 @@ class RecordingChat:
     def __init__(self) -> None:
         self.posts: list[tuple[str, str]] = []
         self.replies: list[tuple[str, str]] = []
+        self.direct: list[tuple[str, str]] = []
+        self.announced: list[str] = []
+        self.plan_refreshes = 0
         self.fail_next = 0
 
     def open_channel(self, incident) -> str:
         return f"C{incident.id:04d}"
 
-    def post(self, channel: str, text: str) -> None:
+    def post(self, channel: str, text: str, buttons=()) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise ConnectionError("chat is down")
         self.posts.append((channel, text))
+
+    def notify(self, user: str, text: str) -> None:
+        self.direct.append((user, text))
+
+    def announce(self, text: str) -> None:
+        self.announced.append(text)
+
+    def show_plan(self, incident, view, text: str) -> str | None:
+        self.posts.append((incident.channel, text))
+        return "plan-1"
+
+    def refresh_plan(self, incident, view, text: str) -> None:
+        self.plan_refreshes += 1
+
+    def channel_link(self, channel: str) -> str:
+        return f"<#{channel}>"
 
     def reply(self, user: str, channel: str | None, text: str) -> None:
         self.replies.append((user, text))

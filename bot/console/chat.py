@@ -7,9 +7,10 @@ import sys
 import threading
 from typing import TextIO
 
-from bot.chat import channel_name
+from bot.chat import Button, channel_name
 from bot.clock import Clock
 from bot.model import Incident
+from bot.progress import IncidentView
 
 _EMOJI = {
     "rotating_light": "🚨",
@@ -47,9 +48,10 @@ def to_terminal(text: str) -> str:
 
 
 class ConsoleChat:
-    def __init__(self, clock: Clock, out: TextIO | None = None) -> None:
+    def __init__(self, clock: Clock, out: TextIO | None = None, show_direct: bool = True) -> None:
         self.clock = clock
         self.out = out or sys.stdout
+        self.show_direct = show_direct  # direct messages make a long demo; drills show them
         self._lock = threading.Lock()
         self.channels: list[str] = []
 
@@ -72,8 +74,26 @@ class ConsoleChat:
         self._write("bot ", f"opened {name}")
         return name
 
-    def post(self, channel: str, text: str) -> None:
+    def post(self, channel: str, text: str, buttons: tuple[Button, ...] = ()) -> None:
+        hint = "".join(f"  [{b.label}]" for b in buttons)
+        self._write("bot › ", text + hint)
+
+    def notify(self, user: str, text: str) -> None:
+        if self.show_direct:
+            self._write(f"bot (DM to @{user}) › ", text)
+
+    def announce(self, text: str) -> None:
+        self._write("bot (#incidents) › ", text)
+
+    def show_plan(self, incident: Incident, view: IncidentView, text: str) -> str | None:
         self._write("bot › ", text)
+        return None  # a terminal cannot edit what it printed
+
+    def refresh_plan(self, incident: Incident, view: IncidentView, text: str) -> None:
+        return None
+
+    def channel_link(self, channel: str) -> str:
+        return channel
 
     def reply(self, user: str, channel: str | None, text: str) -> None:
         self._write(f"bot (to @{user}) › ", text)

@@ -71,7 +71,7 @@ def run_demo(settings: Settings, out: TextIO) -> int:
     """Play SCRIPT; return the id of the incident it played."""
     start = START
     clock = FakeClock(start)
-    chat = ConsoleChat(clock, out)
+    chat = ConsoleChat(clock, out, show_direct=False)
     bot = build(settings, clock, chat)
     incident_id: int | None = None
     runbook = "service-outage-zh" if settings.language == "zh" else RUNBOOK

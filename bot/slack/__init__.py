@@ -1,0 +1,1 @@
+"""The Slack adapter: a thin slack-bolt layer over the engine."""

@@ -1,0 +1,108 @@
+"""The bolt app: every Slack listener, registered in this one place.
+
+Each listener acknowledges first (Slack allows 3 s), then makes one call into
+the shared command handler (`bot/dispatch.py`), which runs the engine and posts
+the results. `/incident handoff ROLE @user` arrives in `incident_command` like
+every other verb and is routed by `dispatch._HANDLERS["handoff"]`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.bootstrap import Bot
+from bot.dispatch import Context
+from bot.slack.blocks import selected, start_modal, update_modal
+
+log = logging.getLogger(__name__)
+
+
+def create_app(bot: Bot, client: WebClient, signing_secret: str | None) -> App:
+    app = App(
+        client=client,
+        signing_secret=signing_secret or "",
+        request_verification_enabled=bool(signing_secret),
+        token_verification_enabled=False,  # `serve` checks the token once, with a clear error
+        process_before_response=False,  # ack first; the work runs after the response
+    )
+    handler = bot.handler
+
+    @app.command("/incident")
+    def incident_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        ack()
+        text = command.get("text") or ""
+        if not text.strip():
+            modal = start_modal(handler.render, bot.catalog.all(), command["channel_id"])
+            client.views_open(trigger_id=command["trigger_id"], view=modal)
+            return
+        handler.handle(text, _command_context(command, respond))
+
+    @app.action("accept_handoff")
+    def accept_handoff(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
+        ack()
+        handler.handle("accept", _button_context(body, int(action["value"]), respond))
+
+    @app.action("step_done")
+    def step_done(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        incident_id, _, step = action["selected_option"]["value"].partition(":")
+        handler.handle(f"done {step}", _button_context(body, int(incident_id), respond))
+
+    @app.action("next_phase")
+    def next_phase(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
+        ack()
+        handler.handle("next", _button_context(body, int(action["value"]), respond))
+
+    @app.action("post_update")
+    def post_update_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        modal = update_modal(handler.render, int(action["value"]))
+        client.views_open(trigger_id=body["trigger_id"], view=modal)
+
+    @app.view("start_incident")
+    def start_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        ack()
+        values = view["state"]["values"]
+        words = [
+            selected(values, "runbook"),
+            selected(values, "severity"),
+            selected(values, "title"),
+        ]
+        text = "start " + " ".join(w for w in words if w)
+        channel = view.get("private_metadata") or None
+        handler.handle(text, Context(actor=body["user"]["id"], channel=channel))
+
+    @app.view("post_update")
+    def update_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        ack()
+        text = selected(view["state"]["values"], "text") or ""
+        incident_id = int(view["private_metadata"])
+        handler.handle(f"update {text}", Context(actor=body["user"]["id"], incident_id=incident_id))
+
+    return app
+
+
+def _command_context(command: dict[str, Any], respond: Respond) -> Context:
+    return Context(
+        actor=command["user_id"],
+        channel=command["channel_id"],
+        reply=lambda text: respond(text=text, response_type="ephemeral"),
+    )
+
+
+def _button_context(body: dict[str, Any], incident_id: int, respond: Respond) -> Context:
+    channel = (body.get("channel") or {}).get("id")
+    return Context(
+        actor=body["user"]["id"],
+        channel=channel,
+        incident_id=incident_id,
+        reply=lambda text: respond(text=text, response_type="ephemeral", replace_original=False),
+    )

@@ -1,0 +1,228 @@
+"""Block Kit for the Slack adapter, built with slack_sdk's typed models.
+
+The models check Slack's limits (text lengths, option counts) when turned into
+dicts, so a message that Slack would refuse fails here, in our tests, first.
+Every message also carries a plain `text` fallback for notifications.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.chat import Button
+from bot.messages import Renderer
+from bot.model import Incident
+from bot.progress import IncidentView
+from bot.render import owners_text, role_name
+from bot.runbook import SEVERITIES, LoadedRunbook
+
+MAX_BLOCKS = 50  # per message
+MAX_SECTION = 3000  # characters of one section's text
+MAX_OPTIONS = 100  # per select menu
+_STATE_ICON = {"done": ":white_check_mark:", "skipped": ":fast_forward:", "overdue": ":red_circle:"}
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def text_sections(text: str) -> list[Block]:
+    """Split mrkdwn text into sections on line boundaries, each within Slack's limit."""
+    sections: list[Block] = []
+    chunk = ""
+    for line in text.splitlines() or [""]:
+        line = _cut(line, MAX_SECTION)
+        if chunk and len(chunk) + 1 + len(line) > MAX_SECTION:
+            sections.append(SectionBlock(text=MarkdownTextObject(text=chunk)))
+            chunk = line
+        else:
+            chunk = f"{chunk}\n{line}" if chunk else line
+    if chunk.strip():
+        sections.append(SectionBlock(text=MarkdownTextObject(text=chunk)))
+    return sections
+
+
+def message_payloads(text: str, buttons: tuple[Button, ...] = ()) -> list[dict[str, Any]]:
+    """One or more chat.postMessage payloads (blocks ≤ 50 each) for a text and its buttons."""
+    blocks = text_sections(text)
+    if buttons:
+        blocks.append(ActionsBlock(elements=[_button(b) for b in buttons]))
+    pages = [blocks[i : i + MAX_BLOCKS] for i in range(0, len(blocks), MAX_BLOCKS)] or [[]]
+    payloads = []
+    for number, page in enumerate(pages):
+        fallback = text if len(pages) == 1 else f"{_cut(text, 3500)} ({number + 1}/{len(pages)})"
+        payloads.append({"text": _cut(fallback, 3900), "blocks": [b.to_dict() for b in page]})
+    return payloads
+
+
+def _button(button: Button, style: str | None = "primary") -> ButtonElement:
+    return ButtonElement(
+        text=PlainTextObject(text=_cut(button.label, 75)),
+        action_id=button.action,
+        value=button.value,
+        style=style,
+    )
+
+
+def plan_blocks(render: Renderer, incident: Incident, view: IncidentView) -> list[dict[str, Any]]:
+    """The pinned plan: phases with step states, roles, and buttons for common actions."""
+    runbook = incident.runbook
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=_cut(f"{incident.ref} · {incident.title}", 150))),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=render(
+                        "plan.summary",
+                        severity=incident.severity,
+                        status=incident.status,
+                        number=incident.phase_index + 1,
+                        phase_count=len(runbook.phases),
+                        phase_name=incident.phase.name,
+                        runbook=runbook.id,
+                        version=incident.runbook_version,
+                    )
+                )
+            ]
+        ),
+    ]
+    by_phase: dict[str, list[dict[str, Any]]] = {}
+    for status in view.steps:
+        by_phase.setdefault(status.phase.id, []).append(
+            {
+                "icon": _STATE_ICON.get(status.state, ":white_circle:"),
+                "id": status.step.id,
+                "title": status.step.title,
+                "owners": owners_text(render, runbook, status.step.owner, view.holders),
+                "deadline": status.deadline,
+                "due": str(status.step.due) if status.step.due else "",
+            }
+        )
+    for index, phase in enumerate(runbook.phases):
+        text = render(
+            "plan.phase",
+            number=index + 1,
+            name=phase.name,
+            target=phase.target,
+            current=index == incident.phase_index,
+            steps=by_phase.get(phase.id, []),
+        )
+        blocks += text_sections(text)
+    roles = [{"name": r.name, "holder": view.holders.get(r.id)} for r in runbook.roles]
+    pending = [
+        {"role_name": role_name(runbook, p.role_id), "to_user": p.to_user} for p in view.pending
+    ]
+    blocks.append(DividerBlock())
+    blocks += text_sections(render("plan.roles", roles=roles, pending=pending))
+    if not incident.is_closed:
+        blocks.append(_plan_actions(render, incident, view))
+    if len(blocks) > MAX_BLOCKS:  # a very long runbook: keep the head, point at status
+        blocks = blocks[: MAX_BLOCKS - 2] + [
+            SectionBlock(text=MarkdownTextObject(text=render("plan.truncated"))),
+            blocks[-1],
+        ]
+    return [b.to_dict() for b in blocks]
+
+
+def _plan_actions(render: Renderer, incident: Incident, view: IncidentView) -> ActionsBlock:
+    value = str(incident.id)
+    elements: list[Any] = []
+    open_steps = [s for s in view.steps if s.is_open][:MAX_OPTIONS]
+    if open_steps:
+        elements.append(
+            StaticSelectElement(
+                placeholder=PlainTextObject(text=_cut(render("label.mark_done"), 150)),
+                action_id="step_done",
+                options=[
+                    Option(
+                        text=_cut(f"{s.step.id} {s.step.title}", 75), value=f"{value}:{s.step.id}"
+                    )
+                    for s in open_steps
+                ],
+            )
+        )
+    elements.append(_button(Button(render("label.post_update"), "post_update", value)))
+    if incident.phase_index + 1 < len(incident.runbook.phases):
+        elements.append(_button(Button(render("label.next_phase"), "next_phase", value), None))
+    return ActionsBlock(block_id="plan_actions", elements=elements)
+
+
+def start_modal(render: Renderer, runbooks: list[LoadedRunbook], channel: str) -> dict[str, Any]:
+    """The form behind a bare `/incident`: runbook, severity, title."""
+    options = [
+        Option(text=_cut(f"{r.runbook.name} ({r.runbook.id})", 75), value=r.runbook.id)
+        for r in runbooks[:MAX_OPTIONS]
+    ]
+    view = View(
+        type="modal",
+        callback_id="start_incident",
+        private_metadata=channel,
+        title=PlainTextObject(text=_cut(render("label.start_title"), 24)),
+        submit=PlainTextObject(text=_cut(render("label.declare"), 24)),
+        close=PlainTextObject(text=_cut(render("label.cancel"), 24)),
+        blocks=[
+            InputBlock(
+                block_id="runbook",
+                label=PlainTextObject(text=render("label.runbook")),
+                element=StaticSelectElement(action_id="value", options=options),
+            ),
+            InputBlock(
+                block_id="severity",
+                label=PlainTextObject(text=render("label.severity")),
+                optional=True,
+                element=StaticSelectElement(
+                    action_id="value", options=[Option(text=s, value=s) for s in SEVERITIES]
+                ),
+            ),
+            InputBlock(
+                block_id="title",
+                label=PlainTextObject(text=render("label.title")),
+                element=PlainTextInputElement(action_id="value", max_length=150),
+            ),
+        ],
+    )
+    return view.to_dict()
+
+
+def update_modal(render: Renderer, incident_id: int) -> dict[str, Any]:
+    """The form behind the plan's "Post update" button."""
+    view = View(
+        type="modal",
+        callback_id="post_update",
+        private_metadata=str(incident_id),
+        title=PlainTextObject(text=_cut(render("label.update_title"), 24)),
+        submit=PlainTextObject(text=_cut(render("label.post"), 24)),
+        blocks=[
+            InputBlock(
+                block_id="text",
+                label=PlainTextObject(text=render("label.update_text")),
+                element=PlainTextInputElement(action_id="value", multiline=True, max_length=3000),
+            )
+        ],
+    )
+    return view.to_dict()
+
+
+def selected(values: dict[str, Any], block: str) -> str | None:
+    """The value a person gave in a modal input (text or select)."""
+    field = values.get(block, {}).get("value", {})
+    if field.get("selected_option"):
+        return str(field["selected_option"]["value"])
+    return field.get("value")

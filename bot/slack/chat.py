@@ -1,0 +1,112 @@
+"""ChatPort on the Slack Web API (slack_sdk's WebClient).
+
+Essential calls (create the channel, post) raise; courtesy calls (invite,
+topic, pin) are logged and never stop an incident from opening.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.chat import Button, channel_name
+from bot.messages import Renderer
+from bot.model import Incident
+from bot.progress import IncidentView
+from bot.slack.blocks import message_payloads, plan_blocks
+
+log = logging.getLogger(__name__)
+
+
+def escape(text: str) -> str:
+    """Slack's own escaping: user text can then not form <!channel>, <@U…> or <url|label>."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class SlackChat:
+    def __init__(
+        self, client: WebClient, language: str, announce_channel: str | None = None
+    ) -> None:
+        self.client = client
+        self.announce_channel = announce_channel
+        self.render = Renderer(language, mention=self.mention, escape=self.escape)
+
+    # --- ChatPort -----------------------------------------------------------
+
+    def open_channel(self, incident: Incident) -> str:
+        channel = self._create_channel(channel_name(incident))
+        self._courtesy("conversations_invite", channel=channel, users=incident.declared_by)
+        topic = f"{incident.ref} · {incident.severity} · {incident.title}"[:250]
+        self._courtesy("conversations_setTopic", channel=channel, topic=topic)
+        return channel
+
+    def post(self, channel: str, text: str, buttons: tuple[Button, ...] = ()) -> None:
+        for payload in message_payloads(text, buttons):
+            self.client.chat_postMessage(channel=channel, unfurl_links=False, **payload)
+
+    def notify(self, user: str, text: str) -> None:
+        opened = self.client.conversations_open(users=user)
+        self.post(opened["channel"]["id"], text)
+
+    def announce(self, text: str) -> None:
+        if self.announce_channel:
+            self._courtesy("chat_postMessage", channel=self.announce_channel, text=text)
+
+    def reply(self, user: str, channel: str | None, text: str) -> None:
+        if channel is None:
+            self.notify(user, text)
+            return
+        for payload in message_payloads(text):
+            self.client.chat_postEphemeral(channel=channel, user=user, **payload)
+
+    def show_plan(self, incident: Incident, view: IncidentView, text: str) -> str | None:
+        assert incident.channel
+        posted = self.client.chat_postMessage(
+            channel=incident.channel,
+            text=text[:3900],
+            blocks=plan_blocks(self.render, incident, view),
+        )
+        ts = str(posted["ts"])
+        self._courtesy("pins_add", channel=incident.channel, timestamp=ts)
+        return ts
+
+    def refresh_plan(self, incident: Incident, view: IncidentView, text: str) -> None:
+        if incident.channel and incident.plan_ref:
+            self.client.chat_update(
+                channel=incident.channel,
+                ts=incident.plan_ref,
+                text=text[:3900],
+                blocks=plan_blocks(self.render, incident, view),
+            )
+
+    def mention(self, user: str | None) -> str:
+        return f"<@{user}>" if user else "—"
+
+    def escape(self, text: str) -> str:
+        return escape(text)
+
+    def channel_link(self, channel: str) -> str:
+        return f"<#{channel}>"
+
+    # --- helpers ------------------------------------------------------------
+
+    def _create_channel(self, name: str) -> str:
+        """conversations.create, adding -2, -3 … while the name is taken."""
+        for attempt in range(1, 50):
+            candidate = name if attempt == 1 else f"{name[: 80 - len(str(attempt)) - 1]}-{attempt}"
+            try:
+                created = self.client.conversations_create(name=candidate)
+                return str(created["channel"]["id"])
+            except SlackApiError as exc:
+                if exc.response.get("error") != "name_taken":
+                    raise
+        raise RuntimeError(f"no free channel name like {name}")
+
+    def _courtesy(self, method: str, **args: Any) -> None:
+        try:
+            getattr(self.client, method)(**args)
+        except SlackApiError as exc:
+            log.warning("%s failed: %s", method, exc.response.get("error"))

@@ -1,0 +1,59 @@
+"""The Slack app manifest: paste it into api.slack.com/apps → Create New App → From a manifest.
+
+Scopes are exactly what the code calls (SCOPES says which call needs which).
+Without a URL the manifest turns on Socket Mode, so no public address is
+needed; with `--url https://bot.example.com` it points Slack at
+`<url>/slack/events` for the slash command and interactivity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+SCOPES: dict[str, str] = {
+    "commands": "the /incident slash command",
+    "chat:write": "chat.postMessage, chat.update, chat.postEphemeral",
+    "chat:write.public": "announcements in an incidents channel the bot has not joined",
+    "channels:manage": "conversations.create, conversations.invite, conversations.setTopic",
+    "pins:write": "pins.add for the plan message",
+    "im:write": "conversations.open for role briefings by direct message",
+}
+
+
+def manifest(url: str | None = None, name: str = "Incident Bot") -> dict[str, Any]:
+    command: dict[str, Any] = {
+        "command": "/incident",
+        "description": "Run incidents from your runbooks",
+        "usage_hint": "start RUNBOOK [SEV] TITLE… | status | help",
+        "should_escape": True,
+    }
+    settings: dict[str, Any] = {
+        "interactivity": {"is_enabled": True},
+        "org_deploy_enabled": False,
+        "socket_mode_enabled": url is None,
+        "token_rotation_enabled": False,
+    }
+    if url:
+        endpoint = url.rstrip("/") + "/slack/events"
+        command["url"] = endpoint
+        settings["interactivity"]["request_url"] = endpoint
+    return {
+        "_metadata": {"major_version": 1, "minor_version": 1},
+        "display_information": {
+            "name": name,
+            "description": "Runs your runbooks as live incidents: roles, reminders, postmortems.",
+            "background_color": "#b91c1c",
+        },
+        "features": {
+            "bot_user": {"display_name": "incident-bot", "always_online": True},
+            "slash_commands": [command],
+        },
+        "oauth_config": {"scopes": {"bot": sorted(SCOPES)}},
+        "settings": settings,
+    }
+
+
+def manifest_yaml(url: str | None = None) -> str:
+    return yaml.safe_dump(manifest(url), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,204 @@
+"""Running the Slack app: HTTP (`POST /slack/events`, `GET /healthz`) or Socket Mode.
+
+`start_bot` wires everything for a process (or a test) and returns a handle;
+`serve` is what `incident-bot serve` runs until stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import signal
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from slack_bolt import App, BoltRequest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.bootstrap import Bot, build
+from bot.clock import Clock
+from bot.config import Settings
+from bot.persistence_clock import persisted_clock
+from bot.reminders import ReminderScheduler
+from bot.slack.app import create_app
+from bot.slack.chat import SlackChat
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+MAX_BODY = 1_000_000
+
+
+class StartupError(Exception):
+    """A setting that keeps the bot from starting; the message says which and why."""
+
+
+def check_tokens(settings: Settings, http: bool) -> None:
+    token = settings.slack_bot_token
+    if not token:
+        raise StartupError(
+            "SLACK_BOT_TOKEN is not set: give the bot token (xoxb-…) of your Slack app"
+        )
+    if not re.fullmatch(r"xoxb-[A-Za-z0-9-]+", token):
+        raise StartupError("SLACK_BOT_TOKEN does not look like a bot token: it starts with xoxb-")
+    if http and not settings.slack_signing_secret:
+        raise StartupError(
+            "SLACK_SIGNING_SECRET is not set: HTTP mode needs it to verify requests from Slack "
+            "(Basic Information → Signing Secret), or set SLACK_APP_TOKEN for Socket Mode"
+        )
+    app_token = settings.slack_app_token
+    if not http and app_token and not re.fullmatch(r"xapp-[A-Za-z0-9-]+", app_token):
+        raise StartupError(
+            "SLACK_APP_TOKEN does not look like an app-level token: it starts with xapp-"
+        )
+
+
+def web_client(settings: Settings) -> WebClient:
+    kwargs: dict[str, Any] = {"token": settings.slack_bot_token}
+    if settings.slack_api_url:
+        kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
+    return WebClient(**kwargs)
+
+
+@dataclass
+class RunningBot:
+    bot: Bot
+    app: App
+    scheduler: ReminderScheduler
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def healthy(self) -> dict[str, str]:
+        """What /healthz reports: the database answers and the reminder alarm runs."""
+        status = {"db": "ok", "scheduler": "running" if self.scheduler.running else "stopped"}
+        try:
+            self.bot.store.get_meta("schema")
+        except Exception as exc:  # any database failure makes the bot unhealthy
+            status["db"] = f"error: {type(exc).__name__}"
+        return status
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        self.scheduler.shutdown()
+        self.bot.close()
+
+
+def start_bot(
+    settings: Settings,
+    client: WebClient | None = None,
+    clock: Clock | None = None,
+    port: int | None = None,
+    host: str = "0.0.0.0",
+) -> RunningBot:
+    """Wire store, clock, Slack chat, engine, reminders and the bolt app; serve HTTP if `port`."""
+    client = client or web_client(settings)
+    store = Store(settings.db)
+    clock = clock or persisted_clock(store, settings.clock_speed)
+    chat = SlackChat(client, settings.language, settings.announce_channel)
+    bot = build(settings, clock, chat, store=store)
+    scheduler = ReminderScheduler(bot.reminders, clock)
+    bot.handler.after_change = scheduler.poke
+    app = create_app(bot, client, settings.slack_signing_secret)
+    scheduler.start()
+    running = RunningBot(bot, app, scheduler)
+    if port is not None:
+        running.server = ThreadingHTTPServer((host, port), _handler_class(running))
+        running.server.daemon_threads = True
+        threading.Thread(target=running.server.serve_forever, name="http", daemon=True).start()
+    return running
+
+
+def _handler_class(running: RunningBot) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "incident-bot"
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if self.path.partition("?")[0] != HEALTH_PATH:
+                self._send(404, {"error": "not found"})
+                return
+            status = running.healthy()
+            ok = status["db"] == "ok" and status["scheduler"] == "running"
+            self._send(200 if ok else 503, {"ok": ok, **status})
+
+        def do_POST(self) -> None:  # noqa: N802
+            path, _, query = self.path.partition("?")
+            if path != EVENTS_PATH:
+                self._send(404, {"error": "not found"})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._send(413, {"error": "too large"})
+                return
+            body = self.rfile.read(length).decode("utf-8", errors="replace")
+            response = running.app.dispatch(
+                BoltRequest(body=body, query=query, headers=self.headers)
+            )
+            self.send_response(response.status)
+            for name, values in response.headers.items():
+                for value in values:
+                    self.send_header(name, value)
+            payload = response.body.encode("utf-8") if isinstance(response.body, str) else b""
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _send(self, status: int, data: dict[str, Any]) -> None:
+            payload = json.dumps(data).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            log.debug("http: " + format, *args)
+
+    return Handler
+
+
+def serve(settings: Settings, http: bool, port: int) -> int:
+    """`incident-bot serve`: Socket Mode when SLACK_APP_TOKEN is set (and not --http), else HTTP."""
+    socket_mode = bool(settings.slack_app_token) and not http
+    check_tokens(settings, http=not socket_mode)
+    client = web_client(settings)
+    try:
+        client.auth_test()
+    except SlackApiError as exc:
+        raise StartupError(f"Slack refused SLACK_BOT_TOKEN: {exc.response.get('error')}") from None
+    except OSError as exc:
+        raise StartupError(
+            f"cannot reach the Slack API ({exc.__class__.__name__}); check SLACK_API_URL"
+        ) from None
+    running = start_bot(settings, client=client, port=port)
+    log.info(
+        "incident-bot listening on port %s (%s)", port, "Socket Mode" if socket_mode else "HTTP"
+    )
+    print(
+        f"incident-bot: {'Socket Mode' if socket_mode else 'HTTP'}; health at :{port}{HEALTH_PATH}",
+        flush=True,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        if socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            SocketModeHandler(running.app, settings.slack_app_token).connect()
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()
+    return 0

@@ -1,0 +1,271 @@
+"""The Slack app end to end: signed requests into the real bolt app over HTTP,
+Web API calls out through the real slack_sdk WebClient to a fake Slack on loopback."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.reminders import run_until
+from bot.runbook import shipped_runbooks_dir
+from bot.slack.server import RunningBot, start_bot
+from tests.conftest import START
+from tests.fakeslack import FakeSlack
+from tests.slackreq import block_action_body, post, sign, slash_body, view_submission_body
+
+SECRET = "test-signing-secret"
+
+
+@dataclass
+class Harness:
+    fake: FakeSlack
+    running: RunningBot
+    clock: FakeClock
+    _names = itertools.count()
+
+    @property
+    def events_url(self) -> str:
+        return self.running.url + "/slack/events"
+
+    def send(self, body: bytes, timestamp: int | None = None, secret: str = SECRET) -> int:
+        headers = sign(secret, body, timestamp if timestamp is not None else int(time.time()))
+        status, _, _ = post(self.events_url, body, headers)
+        return status
+
+    def command(self, text: str, user: str = "U1", channel: str = "C0") -> str:
+        """Send `/incident text`; return the response_url name its private answers go to."""
+        name = f"r{next(self._names)}"
+        body = slash_body(
+            text, user_id=user, channel_id=channel, response_url=self.fake.response_url(name)
+        )
+        assert self.send(body) == 200
+        return name
+
+    def answer(self, name: str) -> str:
+        (call,) = self.fake.wait_for(f"response_url:{name}")
+        return call.args["text"]
+
+    def posted(self, channel: str, needle: str, count: int = 1) -> list[str]:
+        calls = self.fake.wait_for(
+            "chat.postMessage",
+            lambda c: c.args.get("channel") == channel and needle in (c.args.get("text") or ""),
+            count=count,
+        )
+        return [c.args["text"] for c in calls]
+
+    def plan_updated(self, needle: str) -> dict:
+        def has(call) -> bool:
+            return needle in json.dumps(call.args.get("blocks"), ensure_ascii=False)
+
+        return self.fake.wait_for("chat.update", has)[-1].args
+
+
+@pytest.fixture
+def slack(tmp_path: Path):
+    fake = FakeSlack()
+    fake.precreate("general", channel_id="C0")
+    fake.precreate("incidents", channel_id="CANNOUNCE")
+    settings = Settings(
+        db=tmp_path / "bot.db",
+        runbooks=shipped_runbooks_dir(),
+        postmortems=tmp_path / "postmortems",
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=fake.url,
+        announce_channel="CANNOUNCE",
+    )
+    clock = FakeClock(START)
+    running = start_bot(settings, clock=clock, port=0, host="127.0.0.1")
+    harness = Harness(fake, running, clock)
+    yield harness
+    running.stop()
+    fake.close()
+
+
+def _declare(slack: Harness, text: str = "start service-outage sev1 Checkout is failing") -> str:
+    answer = slack.answer(slack.command(text))
+    (created,) = slack.fake.wait_for("conversations.create")
+    channel = created.response["channel"]["id"]
+    assert f"<#{channel}>" in answer
+    return channel
+
+
+def test_whole_incident_from_start_to_close(slack: Harness, tmp_path: Path):
+    fake = slack.fake
+    channel = _declare(slack)
+    assert fake.channels[channel] == "inc-20260115-1-checkout-is-failing"
+    assert "U1" in fake.members(channel)
+    assert "INC-1" in fake.topic(channel) and "Checkout is failing" in fake.topic(channel)
+    slack.posted(channel, "INC-1 declared")
+    slack.posted("CANNOUNCE", "INC-1 (sev1) declared")
+    (pin,) = fake.wait_for("pins.add")
+    plan_ts = pin.args["timestamp"]
+    plan = next(m for m in fake.messages(channel) if m["ts"] == plan_ts)
+    assert "1.1" in json.dumps(plan["blocks"]) and "Response lead" in json.dumps(plan["blocks"])
+
+    # roles: assign sends the responsibilities by direct message
+    slack.command("assign tech-lead <@U2|ben>", channel=channel)
+    slack.posted(channel, "Tech lead: <@U2>")
+    slack.posted("DU2", "Diagnose the fault")
+    slack.plan_updated("<@U2>")
+
+    # handoff: pending until the new holder clicks Accept, then a briefing
+    slack.command("update Rolling back the release", channel=channel)
+    slack.posted(channel, "Rolling back the release")
+    slack.command("handoff commander <@U3|ivy>", channel=channel)
+    (ask,) = slack.posted(channel, "type `/incident accept`")
+    request = fake.calls_to("chat.postMessage")[-1]
+    assert request.args["blocks"][-1]["elements"][0]["action_id"] == "accept_handoff"
+    accept = block_action_body(
+        "accept_handoff",
+        "1",
+        user_id="U3",
+        channel_id=channel,
+        response_url=fake.response_url("accept"),
+    )
+    assert slack.send(accept) == 200
+    slack.posted(channel, "<@U3> now holds *Response lead (incident commander)*")
+    (brief,) = slack.posted("DU3", "You now hold")
+    assert "Last update: Rolling back the release" in brief
+
+    # steps: by command and from the plan's menu
+    slack.command("done 1.1", channel=channel)
+    slack.plan_updated(":white_check_mark: 1.1")
+    pick = block_action_body(
+        "step_done",
+        "1:1.2",
+        user_id="U2",
+        channel_id=channel,
+        action_type="static_select",
+        response_url=fake.response_url("pick"),
+    )
+    assert slack.send(pick) == 200
+    slack.posted(channel, "Step 1.2 done by <@U2>")
+
+    # reminders at the phase cadence, in the channel, with owners mentioned
+    run_until(slack.running.bot.reminders, slack.clock, START + timedelta(minutes=15))
+    (reminder,) = slack.posted(channel, ":alarm_clock:")
+    assert "1.3" in reminder and "<@U2>" in reminder
+
+    # the "Post update" button opens a modal; submitting it posts the update
+    button = block_action_body(
+        "post_update", "1", user_id="U3", channel_id=channel, trigger_id="trig-update"
+    )
+    assert slack.send(button) == 200
+    (opened,) = fake.wait_for("views.open")
+    assert opened.args["trigger_id"] == "trig-update"
+    submit = view_submission_body(
+        "post_update",
+        {"text": {"value": "Error rate back to normal"}},
+        user_id="U3",
+        private_metadata="1",
+    )
+    assert slack.send(submit) == 200
+    slack.posted(channel, "Error rate back to normal")
+
+    for verb, needle in (
+        ("next", "Phase 2/3"),
+        ("mitigated", "*Mitigated*"),
+        ("resolved", "*Resolved*"),
+        ("cause A pool default changed", "Cause recorded"),
+        ("close", "INC-1 closed"),
+    ):
+        slack.command(verb, user="U3", channel=channel)
+        slack.posted(channel, needle)
+    slack.posted(channel, "Postmortem written")
+    assert (tmp_path / "postmortems" / "INC-1.md").exists()
+    slack.posted("CANNOUNCE", "INC-1 closed")
+
+    refused = [c for c in fake.calls if c.response is not None and c.response.get("ok") is False]
+    assert refused == [], refused  # every Web API call passed the fake's Slack rules
+
+
+def test_taken_channel_name_gets_a_suffix(slack: Harness):
+    slack.fake.precreate("inc-20260115-1-checkout-is-failing")
+    channel = _declare_with_collision(slack)
+    assert slack.fake.channels[channel] == "inc-20260115-1-checkout-is-failing-2"
+
+
+def _declare_with_collision(slack: Harness) -> str:
+    slack.answer(slack.command("start service-outage sev1 Checkout is failing"))
+    created = slack.fake.wait_for("conversations.create", count=2)
+    assert created[0].response["error"] == "name_taken"
+    return created[1].response["channel"]["id"]
+
+
+def test_bare_command_opens_the_start_modal_and_submitting_declares(slack: Harness):
+    body = slash_body(
+        "",
+        user_id="U1",
+        channel_id="C0",
+        trigger_id="trig-1",
+        response_url=slack.fake.response_url("bare"),
+    )
+    assert slack.send(body) == 200
+    (opened,) = slack.fake.wait_for("views.open")
+    assert opened.args["view"]["callback_id"] == "start_incident"
+    values = {
+        "runbook": {
+            "value": {
+                "type": "static_select",
+                "selected_option": {
+                    "text": {"type": "plain_text", "text": "x"},
+                    "value": "security-incident",
+                },
+            }
+        },
+        "title": {"value": "Leaked API key"},
+    }
+    submit = view_submission_body("start_incident", values, user_id="U1", private_metadata="C0")
+    assert slack.send(submit) == 200
+    (created,) = slack.fake.wait_for("conversations.create")
+    assert created.args["name"].endswith("-leaked-api-key")
+
+
+def test_bad_commands_get_a_private_answer_with_the_right_form(slack: Harness):
+    assert "/incident help" in slack.answer(slack.command("frobnicate"))
+    assert "not an incident channel" in slack.answer(slack.command("status"))
+    assert "`/incident assign ROLE @user`" in slack.answer(slack.command("assign commander"))
+    assert "Did you mean `service-outage`" in slack.answer(slack.command("start servce-outage x"))
+    assert slack.fake.calls_to("chat.postMessage") == []
+
+
+def test_user_text_cannot_ping_the_channel(slack: Harness):
+    channel = _declare(slack)
+    slack.command("note <!channel> please look <https://evil.example|your bank>", channel=channel)
+    (text,) = slack.posted(channel, "please look")
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+    assert "<https://evil" not in text
+
+
+@pytest.mark.parametrize("case", ["unsigned", "wrong secret", "stale"])
+def test_unverified_requests_are_refused_with_no_side_effect(slack: Harness, case: str):
+    body = slash_body(
+        "start service-outage sev1 Should not happen", response_url=slack.fake.response_url("x")
+    )
+    if case == "unsigned":
+        status, _, _ = post(
+            slack.events_url, body, {"Content-Type": "application/x-www-form-urlencoded"}
+        )
+    elif case == "wrong secret":
+        status = slack.send(body, secret="not-the-secret")
+    else:
+        status = slack.send(body, timestamp=int(time.time()) - 60 * 10)
+    assert status == 401
+    assert slack.fake.calls_to("conversations.create") == []
+    assert slack.running.bot.store.incidents(include_closed=True) == []
+
+
+def test_healthz_reports_database_and_scheduler(slack: Harness):
+    with urllib.request.urlopen(slack.running.url + "/healthz", timeout=5) as response:
+        assert response.status == 200
+        assert json.loads(response.read()) == {"ok": True, "db": "ok", "scheduler": "running"}

@@ -1,0 +1,96 @@
+"""Block Kit limits, text escaping, channel names and the manifest, without a network."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import yaml
+
+from bot.chat import Button, channel_name
+from bot.messages import Renderer
+from bot.slack.blocks import MAX_BLOCKS, MAX_SECTION, message_payloads, plan_blocks, start_modal
+from bot.slack.chat import escape
+from bot.slack.manifest import SCOPES, manifest_yaml
+
+
+def test_long_text_is_split_into_sections_within_slack_limits():
+    text = "\n".join(f"line {n} " + "x" * 200 for n in range(1000))
+    payloads = message_payloads(text)
+    assert len(payloads) >= 2  # more than 50 sections of 3000 characters
+    for payload in payloads:
+        assert len(payload["blocks"]) <= MAX_BLOCKS
+        assert all(len(b["text"]["text"]) <= MAX_SECTION for b in payload["blocks"])
+        assert payload["text"]  # the notification fallback is never empty
+    rebuilt = "\n".join(b["text"]["text"] for p in payloads for b in p["blocks"])
+    assert rebuilt == text
+
+
+def test_a_single_overlong_line_is_cut_not_rejected():
+    (payload,) = message_payloads("y" * 5000)
+    assert len(payload["blocks"][0]["text"]["text"]) == MAX_SECTION
+
+
+def test_buttons_become_an_actions_block():
+    (payload,) = message_payloads("Take the role?", (Button("Accept", "accept_handoff", "7"),))
+    actions = payload["blocks"][-1]
+    assert actions["type"] == "actions"
+    assert actions["elements"][0]["action_id"] == "accept_handoff"
+    assert actions["elements"][0]["value"] == "7"
+
+
+def test_escape_stops_pings_and_fake_links():
+    assert escape("<!channel> hi <@U1> <https://evil|bank> & co") == (
+        "&lt;!channel&gt; hi &lt;@U1&gt; &lt;https://evil|bank&gt; &amp; co"
+    )
+
+
+def test_user_text_is_escaped_in_every_message_but_mentions_are_not(service, clock):
+    render = Renderer("en", mention=lambda u: f"<@{u}>", escape=escape)
+    incident = service.start("service-outage", "<!here> checkout", "U1").incident
+    event = service.store.events(incident.id)[0]
+    from bot.render import event_text
+
+    text = event_text(render, event, incident)
+    assert "&lt;!here&gt; checkout" in text and "<@U1>" in text
+
+
+def test_plan_of_every_shipped_runbook_fits_in_one_message(service, clock, catalog):
+    render = Renderer("en", mention=lambda u: f"<@{u}>", escape=escape)
+    for loaded in catalog.all():
+        incident = service.start(loaded.runbook.id, "A" * 300, "U1").incident
+        clock.advance(timedelta(minutes=30))
+        blocks = plan_blocks(render, incident, service.view(incident.id))
+        assert len(blocks) <= MAX_BLOCKS
+        assert len(blocks[0]["text"]["text"]) <= 150  # header limit, long titles cut
+        actions = blocks[-1]
+        assert actions["type"] == "actions"
+        assert {e["action_id"] for e in actions["elements"]} >= {"post_update", "next_phase"}
+
+
+def test_start_modal_offers_every_runbook(catalog):
+    view = start_modal(Renderer("en"), catalog.all(), "C1")
+    options = view["blocks"][0]["element"]["options"]
+    assert {o["value"] for o in options} == set(catalog.ids())
+    assert len(view["title"]["text"]) <= 24
+
+
+def test_channel_names_are_lowercase_short_and_slack_safe(service):
+    incident = service.start("service-outage", "Checkout: DB pool EXHAUSTED!! " * 10, "U1").incident
+    name = channel_name(incident)
+    assert name.startswith(f"inc-20260115-{incident.id}-checkout-db-pool-exhausted")
+    assert len(name) <= 80 and name == name.lower()
+    assert set(name) <= set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def test_manifest_declares_the_escaped_slash_command_and_the_scopes():
+    socket = yaml.safe_load(manifest_yaml())
+    assert socket["settings"]["socket_mode_enabled"] is True
+    (command,) = socket["features"]["slash_commands"]
+    assert command["command"] == "/incident" and command["should_escape"] is True
+    assert set(socket["oauth_config"]["scopes"]["bot"]) == set(SCOPES)
+    http = yaml.safe_load(manifest_yaml("https://bot.example.com/"))
+    assert http["settings"]["socket_mode_enabled"] is False
+    assert http["features"]["slash_commands"][0]["url"] == "https://bot.example.com/slack/events"
+    assert (
+        http["settings"]["interactivity"]["request_url"] == "https://bot.example.com/slack/events"
+    )
