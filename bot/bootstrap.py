@@ -40,4 +40,7 @@ def build(settings: Settings, clock: Clock, chat: ChatPort, store: Store | None 
     service = IncidentService(store, clock, catalog)
     handler = CommandHandler(service, chat, settings.language, settings.postmortems)
     reminders = ReminderService(store, clock, chat, handler.render)
+    reminders.after_post = (
+        handler.refresh_plan
+    )  # overdue steps and raised severity show in the plan
     return Bot(settings, store, clock, catalog, service, handler, reminders)

@@ -84,12 +84,15 @@ class CommandHandler:
             if incident.channel:
                 self.chat.post(incident.channel, text, self._buttons(event, incident))
             self._follow_up(event, incident)
-        if incident.plan_ref:
-            view = self.service.view(incident.id)
-            self.chat.refresh_plan(
-                incident, view, plan_text(self.render, incident.runbook, view.holders)
-            )
+        self.refresh_plan(incident.id)
         return Result(incident=incident, change=change)
+
+    def refresh_plan(self, incident_id: int) -> None:
+        """Redraw the posted plan from the record (after a command or a reminder)."""
+        view = self.service.view(incident_id)
+        if view.incident.plan_ref:
+            text = plan_text(self.render, view.incident.runbook, view.holders)
+            self.chat.refresh_plan(view.incident, view, text)
 
     def _follow_up(self, event: Event, incident: Incident) -> None:
         """What an event means beyond the channel: role briefings, announcements."""

@@ -29,7 +29,7 @@ import contextlib
 import itertools
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -111,6 +111,8 @@ class ReminderService:
         self.clock = clock
         self.chat = chat
         self.render = render
+        # called with the incident id after a reminder went out (e.g. redraw the plan)
+        self.after_post: Callable[[int], None] = lambda incident_id: None
 
     def fire_due(self) -> int:
         """Post every reminder due by now; returns how many were posted."""
@@ -151,6 +153,10 @@ class ReminderService:
             self.store.set_reminder_state(reminder.id, "failed", self.clock.now())
             return False
         self.store.set_reminder_state(reminder.id, "sent", self.clock.now())
+        try:
+            self.after_post(reminder.incident_id)
+        except Exception:  # a cosmetic follow-up never undoes a sent reminder
+            log.exception("after posting reminder %s", reminder.id)
         return True
 
     def _decide(self, reminder: Reminder, incident: Incident, now: datetime) -> Outgoing | None:

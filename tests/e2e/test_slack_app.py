@@ -155,6 +155,9 @@ def test_whole_incident_from_start_to_close(slack: Harness, tmp_path: Path):
     run_until(slack.running.bot.reminders, slack.clock, START + timedelta(minutes=15))
     (reminder,) = slack.posted(channel, ":alarm_clock:")
     assert "1.3" in reminder and "<@U2>" in reminder
+    run_until(slack.running.bot.reminders, slack.clock, START + timedelta(minutes=31))
+    slack.posted(channel, "Step 1.3 is due now")
+    slack.plan_updated(":red_circle: 1.3")  # the plan shows what became overdue
 
     # the "Post update" button opens a modal; submitting it posts the update
     button = block_action_body(
