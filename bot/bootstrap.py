@@ -10,6 +10,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.dispatch import CommandHandler
 from bot.engine import IncidentService
+from bot.postmortem import ReviewOptions
 from bot.reminders import ReminderService
 from bot.runbook import Catalog, shipped_runbooks_dir
 from bot.store import Store
@@ -37,8 +38,14 @@ def runbook_folder(settings: Settings) -> Path:
 def build(settings: Settings, clock: Clock, chat: ChatPort, store: Store | None = None) -> Bot:
     store = store or Store(settings.db)
     catalog = Catalog(runbook_folder(settings))
-    service = IncidentService(store, clock, catalog)
-    handler = CommandHandler(service, chat, settings.language, settings.postmortems)
+    service = IncidentService(store, clock, catalog, settings.timezone)
+    review = ReviewOptions(
+        settings.postmortems,
+        settings.postmortem_language,
+        settings.postmortem_template,
+        settings.timezone,
+    )
+    handler = CommandHandler(service, chat, settings.language, review)
     reminders = ReminderService(store, clock, chat, handler.render)
     reminders.after_post = (
         handler.refresh_plan

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from bot.model import Incident
@@ -38,6 +39,10 @@ class ChatPort(Protocol):
 
     def announce(self, text: str) -> None:
         """Tell the wider organisation (e.g. #incidents); a no-op where there is none."""
+        ...
+
+    def upload(self, channel: str, path: Path, title: str) -> None:
+        """Share a file (the postmortem) in the channel; raises when it did not go through."""
         ...
 
     def show_plan(self, incident: Incident, view: IncidentView, text: str) -> str | None:

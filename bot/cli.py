@@ -54,7 +54,7 @@ def _drill(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.postmortem import render_postmortem, write_postmortem
+    from bot.postmortem import render_review, write_review
 
     text = args.incident.strip().upper().removeprefix("INC-")
     if not text.isdigit():
@@ -62,22 +62,30 @@ def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
             f"'{args.incident}' is not an incident id; write it like INC-12 or 12", file=sys.stderr
         )
         return 2
-    store = Store(settings.db)
+    db = settings.drill_db if args.drill else settings.db
+    store = Store(db)
     try:
         incident = store.incident(int(text))
         if incident is None:
-            print(f"There is no incident INC-{text} in {settings.db}", file=sys.stderr)
+            print(f"There is no incident INC-{text} in {db}", file=sys.stderr)
             return 1
-        if args.out:
-            out = Path(args.out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(
-                render_postmortem(store, incident.id, settings.language), encoding="utf-8"
-            )
-        else:
-            out = write_postmortem(store, incident.id, settings.postmortems, settings.language)
+        review = render_review(
+            store,
+            incident.id,
+            settings.postmortem_language,
+            settings.postmortem_template,
+            settings.timezone,
+        )
     finally:
         store.close()
+    if review.problem:
+        print(f"incident-bot: custom template not used: {review.problem}", file=sys.stderr)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(review.text, encoding="utf-8")
+    else:
+        out = write_review(settings.postmortems, incident, review)
     print(out)
     return 0
 
@@ -133,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("postmortem", help="(re)compile an incident's postmortem")
     p.add_argument("incident", help="incident id, e.g. INC-12")
     p.add_argument("--out", help="write here instead of the postmortem folder")
+    p.add_argument("--drill", action="store_true", help="an incident of a drill or the demo")
     p.set_defaults(run=_postmortem)
     return parser
 

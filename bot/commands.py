@@ -36,6 +36,8 @@ USAGE: dict[str, str] = {
     "impact": "/incident impact TEXT…",
     "cause": "/incident cause TEXT…",
     "action": "/incident action TEXT… [@owner] [due YYYY-MM-DD]",
+    "actions": "/incident actions",
+    "postmortem": "/incident postmortem",
     "status": "/incident status",
     "list": "/incident list",
     "runbooks": "/incident runbooks",
@@ -51,6 +53,8 @@ _NO_ARGS = {
     "list",
     "runbooks",
     "help",
+    "actions",
+    "postmortem",
 }
 _TEXT = {"update", "note", "summary", "impact", "cause"}
 MAX_TEXT = 3000

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,28 +25,45 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: str | None = Field(None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str | None = Field(None, validation_alias="SLACK_API_URL")
-    db: Path = Field(
-        Path("incident-bot.db"), validation_alias=AliasChoices("INCIDENT_BOT_DB", "db")
-    )
-    runbooks: Path = Field(
-        Path("runbooks"), validation_alias=AliasChoices("INCIDENT_BOT_RUNBOOKS", "runbooks")
-    )
+    db: Path = Field(Path("incident-bot.db"), validation_alias="INCIDENT_BOT_DB")
+    # drills and the demo keep their own file, so rehearsals never touch live incidents
+    drill_db: Path = Field(Path("incident-bot-drill.db"), validation_alias="INCIDENT_BOT_DRILL_DB")
+    runbooks: Path = Field(Path("runbooks"), validation_alias="INCIDENT_BOT_RUNBOOKS")
     postmortems: Path = Field(
         Path("postmortems"),
-        validation_alias=AliasChoices("INCIDENT_BOT_POSTMORTEMS", "postmortems"),
+        validation_alias="INCIDENT_BOT_POSTMORTEMS",
     )
     clock_speed: float = Field(
         1.0,
         gt=0,
         le=100_000,
-        validation_alias=AliasChoices("INCIDENT_BOT_CLOCK_SPEED", "clock_speed"),
+        validation_alias="INCIDENT_BOT_CLOCK_SPEED",
     )
-    announce_channel: str | None = Field(
-        None, validation_alias=AliasChoices("INCIDENT_BOT_ANNOUNCE_CHANNEL", "announce_channel")
+    announce_channel: str | None = Field(None, validation_alias="INCIDENT_BOT_ANNOUNCE_CHANNEL")
+    timezone: str = Field("UTC", validation_alias="INCIDENT_BOT_TIMEZONE")
+    postmortem_language: Literal["en", "zh"] | None = Field(
+        None,
+        validation_alias="INCIDENT_BOT_POSTMORTEM_LANGUAGE",
     )
-    language: Literal["en", "zh"] = Field(
-        "en", validation_alias=AliasChoices("INCIDENT_BOT_LANGUAGE", "language")
+    postmortem_template: Path | None = Field(
+        None,
+        validation_alias="INCIDENT_BOT_POSTMORTEM_TEMPLATE",
     )
+    language: Literal["en", "zh"] = Field("en", validation_alias="INCIDENT_BOT_LANGUAGE")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone") from None
+        return value
+
+    @field_validator("postmortem_language", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("language", mode="before")
     @classmethod
@@ -55,6 +73,7 @@ class Settings(BaseSettings):
 
 _ENV_NAMES = {
     "db": "INCIDENT_BOT_DB",
+    "drill_db": "INCIDENT_BOT_DRILL_DB",
     "runbooks": "INCIDENT_BOT_RUNBOOKS",
     "postmortems": "INCIDENT_BOT_POSTMORTEMS",
     "clock_speed": "INCIDENT_BOT_CLOCK_SPEED",
@@ -65,6 +84,8 @@ _ACCEPTS = {
         "a number greater than 0 (up to 100000), e.g. 60 for 1 real second = 1 bot minute"
     ),
     "INCIDENT_BOT_LANGUAGE": "en or zh",
+    "INCIDENT_BOT_POSTMORTEM_LANGUAGE": "en or zh (empty: the runbook's language)",
+    "INCIDENT_BOT_TIMEZONE": "an IANA time zone such as UTC, Europe/Berlin or Asia/Shanghai",
 }
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from bot.chat import Button, ChatPort
 from bot.commands import USAGE, Command, Mention, parse
 from bot.engine import Change, IncidentService
-from bot.errors import BotError, NotInIncident
+from bot.errors import BotError, NotInIncident, ParseError
 from bot.messages import Renderer, Safe
 from bot.model import Event, Incident
-from bot.postmortem import write_postmortem
+from bot.postmortem import ReviewOptions, publish_review
 from bot.render import (
     event_text,
     list_text,
@@ -48,22 +48,45 @@ class Result:
 
 class CommandHandler:
     def __init__(
-        self, service: IncidentService, chat: ChatPort, language: str, postmortem_dir: Path
+        self, service: IncidentService, chat: ChatPort, language: str, review: ReviewOptions
     ) -> None:
         self.service = service
         self.chat = chat
         self.render = Renderer(language, mention=chat.mention, escape=chat.escape)
-        self.postmortem_dir = postmortem_dir
+        self.review = review
         self.after_change: Callable[[], None] = lambda: None  # e.g. re-arm the reminder alarm
+        # which mentioned ids are real users: the terminal takes any @name, Slack only <@U…>
+        self.accepts_user: Callable[[str], bool] = lambda user: True
 
     def handle(self, text: str, ctx: Context) -> Result:
         """Run one command; a refusal is answered privately and returned, never raised."""
+        return self._guarded(ctx, text, lambda: self._run(text, ctx))
+
+    def declare(self, runbook: str, severity: str | None, title: str, ctx: Context) -> Result:
+        """Declare from structured input (Slack's start form), with the same answers."""
+        command = Command("start", runbook=runbook, severity=severity, title=title)
+        return self._guarded(ctx, "start", lambda: _start(self, command, ctx))
+
+    def _run(self, text: str, ctx: Context) -> Result:
+        command = parse(text)
+        self._check_mentions(command)
+        return _HANDLERS[command.verb](self, command, ctx)
+
+    def _guarded(self, ctx: Context, text: str, work: Callable[[], Result]) -> Result:
         try:
-            command = parse(text)
-            return _HANDLERS[command.verb](self, command, ctx)
+            return work()
         except BotError as error:
             self.answer(ctx, self.render(f"error.{error.key}", **error.params))
             return Result(error=error)
+        except Exception as exc:  # Slack or disk trouble: what was committed stays committed
+            log.exception("command %r failed", text[:80])
+            self.answer(ctx, self.render("error.internal", error=type(exc).__name__))
+            return Result(error=BotError("internal", error=type(exc).__name__))
+
+    def _check_mentions(self, command: Command) -> None:
+        for mention in (command.user, command.owner):
+            if mention is not None and not self.accepts_user(mention.id):
+                raise ParseError("not_a_mention", given=f"@{mention.id}", usage=USAGE[command.verb])
 
     # --- helpers --------------------------------------------------------------
 
@@ -147,7 +170,13 @@ class CommandHandler:
 def _start(h: CommandHandler, c: Command, ctx: Context) -> Result:
     assert c.runbook and c.title
     change = h.service.start(c.runbook, c.title, ctx.actor, severity=c.severity)
-    incident = h.service.set_channel(change.incident.id, h.chat.open_channel(change.incident))
+    try:
+        channel = h.chat.open_channel(change.incident)
+    except Exception as exc:  # no channel, no incident: never leave one nobody can reach
+        log.exception("opening a channel for %s failed", change.incident.ref)
+        h.service.close(change.incident.id, ctx.actor)
+        raise BotError("channel_failed", error=_slack_error(exc)) from None
+    incident = h.service.set_channel(change.incident.id, channel)
     result = h.publish(Change(incident, change.events))
     view = h.service.view(incident.id)
     plan = plan_text(h.render, incident.runbook, view.holders)
@@ -157,6 +186,11 @@ def _start(h: CommandHandler, c: Command, ctx: Context) -> Result:
     return result
 
 
+def _slack_error(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    return str(response.get("error")) if response is not None else type(exc).__name__
+
+
 def _open_modal(h: CommandHandler, c: Command, ctx: Context) -> Result:
     return h.answer(ctx, h.render("error.modal_in_terminal"))
 
@@ -164,12 +198,30 @@ def _open_modal(h: CommandHandler, c: Command, ctx: Context) -> Result:
 def _close(h: CommandHandler, c: Command, ctx: Context) -> Result:
     result = h.publish(h.service.close(h.incident_id(ctx), ctx.actor))
     assert result.incident is not None
-    path = write_postmortem(
-        h.service.store, result.incident.id, h.postmortem_dir, h.render.language
-    )
-    if result.incident.channel:
-        h.chat.post(result.incident.channel, h.render("reply.postmortem_written", path=str(path)))
+    _publish_review(h, result.incident.id)
     return result
+
+
+def _postmortem(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    """Rebuild the review from the record at any time (also after close)."""
+    path = _publish_review(h, h.incident_id(ctx))
+    return h.answer(ctx, h.render("reply.postmortem_written", path=str(path)))
+
+
+def _publish_review(h: CommandHandler, incident_id: int) -> Path:
+    now = h.service.clock.now()
+    path = publish_review(h.service.store, h.chat, h.render, incident_id, h.review, now)
+    h.after_change()  # an upload retry may have been armed
+    return path
+
+
+def _actions(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    actions = [
+        {"id": a.id, "text": a.text, "owner": a.owner, "due": a.due}
+        for a in h.service.actions(h.incident_id(ctx))
+        if a.status == "open"
+    ]
+    return h.answer(ctx, h.render("reply.actions", actions=actions))
 
 
 def _simple(
@@ -211,7 +263,7 @@ def _status(h: CommandHandler, c: Command, ctx: Context) -> Result:
 
 
 def _list(h: CommandHandler, c: Command, ctx: Context) -> Result:
-    return h.answer(ctx, list_text(h.render, h.service.active()))
+    return h.answer(ctx, list_text(h.render, h.service.active(), h.chat.channel_link))
 
 
 def _runbooks(h: CommandHandler, c: Command, ctx: Context) -> Result:
@@ -243,6 +295,8 @@ _HANDLERS: dict[str, Callable[[CommandHandler, Command, Context], Result]] = {
     "impact": _describe("impact"),
     "cause": _describe("cause"),
     "action": _action,
+    "actions": _actions,
+    "postmortem": _postmortem,
     "status": _status,
     "list": _list,
     "runbooks": _runbooks,

@@ -20,7 +20,7 @@ from bot.errors import (
     NoPendingHandoff,
     UnknownName,
 )
-from bot.model import Event, Incident
+from bot.model import Action, Event, Incident
 from bot.progress import IncidentView, step_statuses
 from bot.reminders import arm
 from bot.runbook import SEVERITIES, Catalog
@@ -41,10 +41,11 @@ def closest(name: str, choices: list[str]) -> str | None:
 
 
 class IncidentService:
-    def __init__(self, store: Store, clock: Clock, catalog: Catalog) -> None:
+    def __init__(self, store: Store, clock: Clock, catalog: Catalog, timezone: str = "UTC") -> None:
         self.store = store
         self.clock = clock
         self.catalog = catalog
+        self.timezone = timezone  # follow-up reminders fire in the morning of their due date
 
     # --- declaring ------------------------------------------------------------
 
@@ -97,7 +98,13 @@ class IncidentService:
             self.store.set_holder(incident_id, lead.id, actor, now)
             events.append(
                 self.store.append_event(
-                    incident_id, now, actor, "role_assigned", role=lead.id, user=actor
+                    incident_id,
+                    now,
+                    actor,
+                    "role_assigned",
+                    role=lead.id,
+                    user=actor,
+                    declarer=True,
                 )
             )
             self.store.start_phase(incident_id, runbook.phases[0].id, now)
@@ -306,16 +313,8 @@ class IncidentService:
             incident = self._open(incident_id)
             if incident.severity == severity:
                 raise InvalidTransition("same_severity", severity=severity)
-            now = self.clock.now()
-            self.store.update_incident(incident_id, severity=severity)
-            event = self.store.append_event(
-                incident_id,
-                now,
-                actor,
-                "severity_changed",
-                reason,
-                severity=severity,
-                previous=incident.severity,
+            event = self.store.change_severity(
+                incident_id, severity, incident.severity, self.clock.now(), actor, reason
             )
             return self._commit(incident_id, [event])
 
@@ -403,6 +402,10 @@ class IncidentService:
                 phase_started_at=runs[-1].started_at if runs else incident.started_at,
             )
 
+    def actions(self, incident_id: int) -> list[Action]:
+        self._existing(incident_id)
+        return self.store.actions(incident_id)
+
     def incident_for_channel(self, channel: str) -> Incident | None:
         return self.store.incident_by_channel(channel)
 
@@ -414,7 +417,7 @@ class IncidentService:
     def _commit(self, incident_id: int, events: list[Event]) -> Change:
         """Finish a command inside its transaction: arm the reminders its events call for."""
         incident = self._get(incident_id)
-        arm(self.store, incident, events)
+        arm(self.store, incident, events, self.timezone)
         return Change(incident, events)
 
     def _get(self, incident_id: int) -> Incident:

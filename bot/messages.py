@@ -85,12 +85,22 @@ class Renderer:
         self.mention = mention
         self.escape = escape
 
+    def _escaped(self, value: Any) -> Any:
+        """User text is escaped wherever it sits: top level, in dicts, in lists."""
+        if type(value) is str:
+            return self.escape(value)
+        if isinstance(value, dict):
+            return {k: self._escaped(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._escaped(v) for v in value]
+        return value
+
     def has(self, key: str) -> bool:
         return key in catalog(self.language)
 
     def __call__(self, key: str, **params: Any) -> str:
         source = catalog(self.language).get(key) or catalog("en")[key]
-        safe = {k: self.escape(v) if type(v) is str else v for k, v in params.items()}
+        safe = {k: self._escaped(v) for k, v in params.items()}
         return _template(source).render(mention=self.mention, **safe).strip()
 
 

@@ -17,9 +17,9 @@ _KEY = "scaled_clock"
 
 
 def persisted_clock(store: Store, speed: float) -> Clock:
+    if speed == 1:
+        return RealClock()  # production: real time, whatever a rehearsal stored before
     saved = store.get_meta(_KEY)
-    if speed == 1 and saved is None:
-        return RealClock()
     if saved:
         data = json.loads(saved)
         clock = ScaledClock(

@@ -1,94 +1,319 @@
 """The postmortem, compiled only from the stored record and the runbook snapshot.
 
-Rendered with Jinja2 in its sandbox to Markdown and written to
-`<postmortem dir>/<INC-n>.md`. Recompiling gives the same file for the same
-record, so `incident-bot postmortem` can rebuild it at any time.
+`compile_review` gathers every figure (metrics, plan versus actual, timeline,
+communication, risks, actions) into one dict; a Jinja2 template turns it into
+Markdown. Templates run in Jinja2's sandbox, so a team's own template cannot
+reach into Python; a broken one falls back to the built-in template and says
+why. Recompiling the same record gives the same file.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from bot.chat import ChatPort
 from bot.durations import format_duration
 from bot.messages import TEMPLATES, Renderer
+from bot.metrics import missed_updates, phase_outcomes, response_metrics, step_outcomes
 from bot.model import Incident
 from bot.render import event_text, role_name
 from bot.store import Store
 
 _EMOJI = re.compile(r"^:[a-z0-9_+-]+:\s*")
 _BOLD = re.compile(r"(?<![*\w])\*([^*\n]+)\*(?![*\w])")
+_BOT_KINDS = ("reminder", "escalated", "risk_triggered")
+
+
+class TemplateProblem(Exception):
+    """A custom postmortem template that could not be used; the built-in one was."""
 
 
 @dataclass(frozen=True)
-class TimelineEntry:
-    at: datetime
-    actor: str
-    kind: str
+class Review:
     text: str
+    language: str
+    problem: str | None = None  # why a custom template was not used
 
 
 def _markdown(slack_text: str) -> str:
-    """Slack mrkdwn to Markdown: drop the leading emoji, *bold* → **bold**, one line."""
+    """Slack mrkdwn to one line of Markdown: no leading emoji, *bold* → **bold**, | escaped."""
     text = _EMOJI.sub("", slack_text)
     text = _BOLD.sub(r"**\1**", text)
-    return " ".join(text.split())
+    return " ".join(text.split()).replace("|", "\\|")
 
 
-def compile_context(store: Store, incident: Incident, language: str) -> dict[str, Any]:
+def review_language(incident: Incident, override: str | None) -> str:
+    return override or incident.runbook.language
+
+
+def compile_review(
+    store: Store, incident: Incident, language: str, tz: str = "UTC"
+) -> dict[str, Any]:
+    """Everything a postmortem template may use (documented in README, Postmortems)."""
     render = Renderer(language)
     runbook = incident.runbook
-    end = incident.closed_at or incident.resolved_at
-    holdings = [
-        {"role": role_name(runbook, h.role_id), "user": h.user, "since": h.since, "until": h.until}
-        for h in store.holdings(incident.id)
-    ]
-    timeline = [
-        TimelineEntry(e.at, e.actor, e.kind, _markdown(event_text(render, e, incident)))
-        for e in store.events(incident.id)
-    ]
+    events = store.events(incident.id)
+    runs = store.phase_runs(incident.id)
+    end = (
+        incident.closed_at
+        or incident.resolved_at
+        or (events[-1].at if events else incident.started_at)
+    )
+    zone = ZoneInfo(tz)
+    holders = store.holdings(incident.id)
+    updates = [e for e in events if e.kind == "update"]
+    every = runbook.communication.update_every
     return {
         "incident": incident,
         "runbook": runbook,
-        "duration": (end - incident.started_at) if end else None,
-        "holdings": holdings,
-        "timeline": timeline,
+        "language": language,
+        "timezone": tz,
+        "duration": (incident.closed_at or incident.resolved_at or end) - incident.started_at,
+        "severity_changes": [
+            {
+                "at": e.at,
+                "previous": e.data.get("previous"),
+                "severity": e.data["severity"],
+                "by": e.actor,
+                "reason": e.text,
+            }
+            for e in events
+            if e.kind == "severity_changed"
+        ],
+        "authors": sorted({h.user for h in holders}),
+        "role_names": {r.id: r.name for r in runbook.roles},
+        "metrics": response_metrics(incident, events),
+        "holdings": [
+            {
+                "role": role_name(runbook, h.role_id),
+                "user": h.user,
+                "since": h.since,
+                "until": h.until,
+            }
+            for h in holders
+        ],
+        "handoffs": [
+            {
+                "role": role_name(runbook, e.data["role"]),
+                "from_user": e.data.get("from_user"),
+                "to_user": e.data["to_user"],
+                "at": e.at,
+                "waited": timedelta(seconds=e.data.get("waited_seconds", 0)),
+            }
+            for e in events
+            if e.kind == "handoff_accepted"
+        ],
+        "phases": phase_outcomes(incident, runs, end),
+        "steps": step_outcomes(incident, store.step_records(incident.id), runs),
+        "timeline": [
+            {
+                "utc": e.at,
+                "local": e.at.astimezone(zone),
+                "actor": e.actor,
+                "kind": e.kind,
+                "text": _markdown(event_text(render, e, incident)),
+            }
+            for e in events
+        ],
+        "updates": updates,
+        "update_every": every,
+        "reminders_sent": [e for e in events if e.kind == "reminder"],
+        "missed_updates": missed_updates(
+            incident.started_at, incident.resolved_at or end, [u.at for u in updates], every
+        ),
+        "risks_triggered": [
+            {"at": e.at, "risk": _risk_text(incident, e.data.get("risk")), "fallback": e.text}
+            for e in events
+            if e.kind == "risk_triggered"
+        ],
+        "escalations": [
+            {"at": e.at, "phase": _phase_name(incident, e.data.get("phase"))}
+            for e in events
+            if e.kind == "escalated"
+        ],
+        "actions": store.actions(incident.id),
+        "review_due": incident.resolved_at + runbook.postmortem.due
+        if incident.resolved_at
+        else None,
+        "review_owner": role_name(runbook, runbook.postmortem.owner or runbook.roles[0].id),
     }
 
 
-def _environment() -> SandboxedEnvironment:
+def _risk_text(incident: Incident, risk_id: str | None) -> str:
+    risk = next((r for r in incident.runbook.risks if r.id == risk_id), None)
+    return risk.risk if risk else str(risk_id)
+
+
+def _phase_name(incident: Incident, phase_id: str | None) -> str:
+    phase = next((p for p in incident.runbook.phases if p.id == phase_id), None)
+    return phase.name if phase else str(phase_id)
+
+
+def _environment(loader_dir: Path) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
-        loader=FileSystemLoader(str(TEMPLATES)),
+        loader=FileSystemLoader(str(loader_dir)),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters["dur"] = lambda d: format_duration(d) if d is not None else "—"
-    env.filters["utc"] = lambda t: t.strftime("%Y-%m-%d %H:%M:%S UTC") if t else "—"
+    env.filters["utc"] = lambda t: t.strftime("%Y-%m-%d %H:%M UTC") if t else "—"
+    env.filters["local"] = lambda t: t.strftime("%Y-%m-%d %H:%M") if t else "—"
+    env.filters["hm"] = lambda t: t.strftime("%H:%M") if t else "—"
+    env.filters["cell"] = lambda s: " ".join(str(s or "").split()).replace("|", "\\|")
     return env
 
 
-def render_postmortem(store: Store, incident_id: int, language: str = "en") -> str:
+def render_review(
+    store: Store,
+    incident_id: int,
+    language: str | None = None,
+    template: Path | None = None,
+    tz: str = "UTC",
+) -> Review:
+    """Render the postmortem; a custom template that fails gives way to the built-in one."""
     incident = store.incident(incident_id)
     if incident is None:
-        raise LookupError(f"there is no incident {incident_id}")
-    template = _environment().get_template(f"postmortem.{language}.md.j2")
-    return template.render(**compile_context(store, incident, language))
+        raise LookupError(f"there is no incident INC-{incident_id}")
+    lang = review_language(incident, language)
+    context = compile_review(store, incident, lang, tz)
+    custom = template or _runbook_template(incident)
+    if custom is not None:
+        try:
+            return Review(_render_custom(custom, context), lang)
+        except TemplateProblem as problem:
+            text = (
+                _environment(TEMPLATES).get_template(f"postmortem.{lang}.md.j2").render(**context)
+            )
+            return Review(text, lang, str(problem))
+    return Review(
+        _environment(TEMPLATES).get_template(f"postmortem.{lang}.md.j2").render(**context), lang
+    )
 
 
-def write_postmortem(store: Store, incident_id: int, folder: Path, language: str = "en") -> Path:
-    incident = store.incident(incident_id)
-    if incident is None:
-        raise LookupError(f"there is no incident {incident_id}")
+def _runbook_template(incident: Incident) -> Path | None:
+    name = incident.runbook.postmortem.template
+    return Path(name) if name else None
+
+
+def _render_custom(path: Path, context: dict[str, Any]) -> str:
+    try:
+        env = _environment(path.parent)
+        return env.get_template(path.name).render(**context)
+    except (TemplateError, OSError) as exc:
+        raise TemplateProblem(f"{path}: {type(exc).__name__}: {exc}") from None
+
+
+def write_review(folder: Path, incident: Incident, review: Review) -> Path:
+    """Write `<folder>/INC-n.md` atomically: a reader never sees half a file."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{incident.ref}.md"
-    text = render_postmortem(store, incident_id, language)
     tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    tmp.write_text(review.text, encoding="utf-8")
+    tmp.replace(path)
     return path
+
+
+# --- delivery ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewOptions:
+    folder: Path
+    language: str | None = None  # None: the runbook's language
+    template: Path | None = None  # a team's own Jinja2 template
+    timezone: str = "UTC"
+
+
+def publish_review(
+    store: Store,
+    chat: ChatPort,
+    render: Renderer,
+    incident_id: int,
+    options: ReviewOptions,
+    now: datetime,
+) -> Path:
+    """Compile, write, record, post the key figures and upload the file.
+
+    Closing never waits on Slack: a failed upload is reported in the channel
+    and retried by the reminder machinery (kind `upload`).
+    """
+    incident = store.incident(incident_id)
+    if incident is None:
+        raise LookupError(f"there is no incident INC-{incident_id}")
+    review = render_review(store, incident_id, options.language, options.template, options.timezone)
+    path = write_review(options.folder, incident, review)
+    store.record_postmortem(incident_id, str(path), review.language, now, review.problem)
+    if incident.channel:
+        if review.problem:
+            chat.post(incident.channel, render("reply.template_problem", problem=review.problem))
+        chat.post(incident.channel, summary_text(store, incident, render, path))
+        upload_review(store, chat, render, incident_id, now)
+    return path
+
+
+def summary_text(store: Store, incident: Incident, render: Renderer, path: Path) -> str:
+    events = store.events(incident.id)
+    metrics = {m.name: m for m in response_metrics(incident, events)}
+    steps = step_outcomes(incident, store.step_records(incident.id), store.phase_runs(incident.id))
+    updates = [e.at for e in events if e.kind == "update"]
+    end = incident.resolved_at or incident.closed_at or incident.started_at
+    gaps = missed_updates(
+        incident.started_at, end, updates, incident.runbook.communication.update_every
+    )
+    return render(
+        "reply.postmortem_summary",
+        ref=incident.ref,
+        mitigate=metrics["mitigate"],
+        resolve=metrics["resolve"],
+        late=sum(s.verdict == "late" for s in steps),
+        skipped=sum(s.verdict == "skipped" for s in steps),
+        not_done=sum(s.verdict == "not_done" for s in steps),
+        updates=len(updates),
+        missed=len(gaps),
+        path=str(path),
+    )
+
+
+def upload_review(
+    store: Store, chat: ChatPort, render: Renderer, incident_id: int, now: datetime
+) -> bool:
+    """Upload the written file to the channel; on failure say so and arm a retry."""
+    incident = store.incident(incident_id)
+    record = store.postmortem(incident_id)
+    if incident is None or record is None or not incident.channel:
+        return False
+    path = Path(record["path"])
+    try:
+        chat.upload(incident.channel, path, f"Postmortem {incident.ref}: {incident.title}")
+    except Exception as exc:  # any failure: report, retry later, never block the close
+        attempts = len([r for r in store.reminders(incident_id) if r.kind == "upload"])
+        if attempts < UPLOAD_ATTEMPTS:
+            delay = timedelta(minutes=2**attempts)
+            store.add_reminder(incident_id, "upload", "postmortem", attempts + 1, now + delay, now)
+        try:
+            chat.post(
+                incident.channel,
+                render(
+                    "reply.upload_failed",
+                    error=type(exc).__name__,
+                    retry=attempts < UPLOAD_ATTEMPTS,
+                ),
+            )
+        except Exception:
+            pass  # the channel itself is unreachable; the retry row still stands
+        return False
+    store.mark_postmortem_uploaded(incident_id, now)
+    return True
+
+
+UPLOAD_ATTEMPTS = 5

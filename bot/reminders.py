@@ -31,7 +31,8 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -40,6 +41,7 @@ from bot.chat import ChatPort
 from bot.clock import Clock, FakeClock, utc_now
 from bot.messages import Renderer
 from bot.model import Event, Incident, Reminder
+from bot.postmortem import upload_review
 from bot.progress import step_statuses
 from bot.render import open_step_rows, owners_text, role_name
 from bot.runbook import SEVERITIES
@@ -51,7 +53,11 @@ log = logging.getLogger(__name__)
 # --- arming: events in, reminder rows out ------------------------------------
 
 
-def arm(store: Store, incident: Incident, events: Iterable[Event]) -> None:
+AFTER_CLOSE = ("action", "upload")  # follow-ups outlive the incident
+ACTION_REMINDER_TIME = time(9, 0)  # on the due date, in the team's time zone
+
+
+def arm(store: Store, incident: Incident, events: Iterable[Event], tz: str = "UTC") -> None:
     """Create the reminder rows the events call for; run inside the engine's transaction."""
     runbook = incident.runbook
     for event in events:
@@ -76,11 +82,16 @@ def arm(store: Store, incident: Incident, events: Iterable[Event]) -> None:
         elif event.kind == "mitigated" and incident.mitigated_at:
             _arm_steps(store, incident, "mitigated", now, incident.mitigated_at)
         elif event.kind == "resolved" and incident.resolved_at:
-            store.cancel_reminders(incident.id, now, keep_kinds=("postmortem",))
+            store.cancel_reminders(incident.id, now, keep_kinds=("postmortem", *AFTER_CLOSE))
             due = incident.resolved_at + runbook.postmortem.due
             store.add_reminder(incident.id, "postmortem", "review", 0, due, now)
         elif event.kind == "closed":
-            store.cancel_reminders(incident.id, now)
+            store.cancel_reminders(incident.id, now, keep_kinds=AFTER_CLOSE)
+        elif event.kind == "action_added" and event.data.get("due"):
+            due = datetime.combine(
+                date.fromisoformat(event.data["due"]), ACTION_REMINDER_TIME, tzinfo=ZoneInfo(tz)
+            )
+            store.add_reminder(incident.id, "action", str(event.data["action"]), 0, due, now)
 
 
 def _arm_steps(
@@ -101,8 +112,9 @@ def _arm_steps(
 
 @dataclass(frozen=True)
 class Outgoing:
-    channel: str
+    channel: str | None
     text: str
+    user: str | None = None  # a direct message instead of the channel
 
 
 class ReminderService:
@@ -137,6 +149,12 @@ class ReminderService:
         return len(interrupted)
 
     def _fire(self, reminder: Reminder, now: datetime) -> bool:
+        if reminder.kind == "upload":
+            if not self.store.set_reminder_state(reminder.id, "sending", now, expect="pending"):
+                return False
+            uploaded = upload_review(self.store, self.chat, self.render, reminder.incident_id, now)
+            self.store.set_reminder_state(reminder.id, "sent" if uploaded else "failed", now)
+            return uploaded
         with self.store.transaction():
             if not self.store.set_reminder_state(reminder.id, "sending", now, expect="pending"):
                 return False  # another worker took it
@@ -145,9 +163,18 @@ class ReminderService:
             if outgoing is None:
                 self.store.set_reminder_state(reminder.id, "skipped", now)
                 return False
-        # committed as `sending`: from here on it is never posted again
+        # committed as `sending`: from here on it is never posted again. A close that
+        # landed in between wins (narrows, not closes, the window; see module doc)
+        latest = self.store.incident(reminder.incident_id)
+        if latest is not None and latest.is_closed and reminder.kind not in AFTER_CLOSE:
+            self.store.set_reminder_state(reminder.id, "skipped", now)
+            return False
         try:
-            self.chat.post(outgoing.channel, outgoing.text)
+            if outgoing.user:
+                self.chat.notify(outgoing.user, outgoing.text)
+            else:
+                assert outgoing.channel
+                self.chat.post(outgoing.channel, outgoing.text)
         except Exception:
             log.exception("posting reminder %s of INC-%s failed", reminder.id, reminder.incident_id)
             self.store.set_reminder_state(reminder.id, "failed", self.clock.now())
@@ -161,6 +188,8 @@ class ReminderService:
 
     def _decide(self, reminder: Reminder, incident: Incident, now: datetime) -> Outgoing | None:
         """Whether the reminder still applies, its text, and its side effects (events, next row)."""
+        if reminder.kind == "action":
+            return self._action(reminder, incident, now)
         if incident.is_closed or not incident.channel:
             return None
         if incident.status == "resolved" and reminder.kind != "postmortem":
@@ -275,20 +304,24 @@ class ReminderService:
             due=incident.runbook.postmortem.due,
         )
 
+    def _action(self, reminder: Reminder, incident: Incident, now: datetime) -> Outgoing | None:
+        """A follow-up action due today: a direct message to its owner (or the declarer)."""
+        action = self.store.action(int(reminder.ref))
+        if action is None or action.status != "open":
+            return None
+        self.store.append_event(
+            incident.id, now, "bot", "reminder", reminder="action", action=action.id
+        )
+        text = self.render(
+            "reminder.action", ref=incident.ref, number=action.id, text=action.text, due=action.due
+        )
+        return Outgoing(None, text, user=action.owner or incident.declared_by)
+
     def _raise_severity(self, incident: Incident, target: str | None, now: datetime) -> str | None:
         """Raise to `target` when it is more severe than now; returns the new severity or None."""
         if target is None or SEVERITIES.index(target) >= SEVERITIES.index(incident.severity):
             return None
-        self.store.update_incident(incident.id, severity=target)
-        self.store.append_event(
-            incident.id,
-            now,
-            "bot",
-            "severity_changed",
-            "escalation",
-            severity=target,
-            previous=incident.severity,
-        )
+        self.store.change_severity(incident.id, target, incident.severity, now, "bot", "escalation")
         return target
 
 

@@ -6,11 +6,12 @@ Block Kit around the same text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from bot.clock import parse_iso
-from bot.messages import Renderer
+from bot.messages import Renderer, Safe
 from bot.model import Event, Incident
 from bot.progress import IncidentView, StepStatus
 from bot.runbook import LoadedRunbook, Runbook
@@ -57,8 +58,10 @@ def owners_text(
     render: Renderer, runbook: Runbook, owners: list[str], holders: dict[str, str]
 ) -> str:
     """Owner roles as their holders' mentions, or the role name while nobody holds it."""
-    return ", ".join(
-        render.mention(holders[o]) if o in holders else role_name(runbook, o) for o in owners
+    return Safe(
+        ", ".join(
+            render.mention(holders[o]) if o in holders else role_name(runbook, o) for o in owners
+        )
     )
 
 
@@ -140,5 +143,16 @@ def runbooks_text(render: Renderer, runbooks: list[LoadedRunbook]) -> str:
     return render("reply.runbooks", runbooks=[item.runbook for item in runbooks])
 
 
-def list_text(render: Renderer, incidents: list[Incident]) -> str:
-    return render("reply.list", incidents=incidents)
+def list_text(render: Renderer, incidents: list[Incident], link: Callable[[str], str]) -> str:
+    rows = [
+        {
+            "ref": i.ref,
+            "severity": i.severity,
+            "status": i.status,
+            "title": i.title,
+            "started_at": i.started_at,
+            "channel": Safe(link(i.channel)) if i.channel else "",
+        }
+        for i in incidents
+    ]
+    return render("reply.list", incidents=rows)

@@ -146,7 +146,27 @@ def _m3_plan_ref(db: Database) -> None:
     db["incidents"].add_column("plan_ref", str)
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_m1_initial, _m2_reminders, _m3_plan_ref]
+def _m4_postmortems(db: Database) -> None:
+    db["postmortems"].create(
+        {
+            "incident_id": int,
+            "path": str,
+            "language": str,
+            "compiled_at": str,
+            "uploaded_at": str,
+            "problem": str,
+        },
+        pk="incident_id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [
+    _m1_initial,
+    _m2_reminders,
+    _m3_plan_ref,
+    _m4_postmortems,
+]
 _APP_ID = 0x1D3B07  # marks a file as this bot's database (PRAGMA application_id)
 
 
@@ -183,10 +203,13 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # also after a failed COMMIT: never leave the shared connection inside
+                # a transaction that later calls would silently join
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         with self.transaction():
@@ -238,6 +261,28 @@ class Store:
     def incidents(self, include_closed: bool = False) -> list[Incident]:
         where = "" if include_closed else "WHERE status != 'closed'"
         return [_incident(r) for r in self._rows(f"SELECT * FROM incidents {where} ORDER BY id")]
+
+    def change_severity(
+        self,
+        incident_id: int,
+        severity: str,
+        previous: str,
+        at: datetime,
+        actor: str,
+        reason: str = "",
+    ) -> Event:
+        """The new severity and its timeline event, together (commands and escalations alike)."""
+        with self.transaction():
+            self.update_incident(incident_id, severity=severity)
+            return self.append_event(
+                incident_id,
+                at,
+                actor,
+                "severity_changed",
+                reason,
+                severity=severity,
+                previous=previous,
+            )
 
     # --- events -------------------------------------------------------------
 
@@ -425,18 +470,36 @@ class Store:
 
     def actions(self, incident_id: int) -> list[Action]:
         rows = self._rows("SELECT * FROM actions WHERE incident_id = ? ORDER BY id", [incident_id])
-        return [
-            Action(
-                r["id"],
-                r["incident_id"],
-                r["text"],
-                r["owner"],
-                r["due"],
-                r["status"],
-                parse_iso(r["created_at"]),
+        return [_action(r) for r in rows]
+
+    # --- postmortems ---------------------------------------------------------
+
+    def record_postmortem(
+        self, incident_id: int, path: str, language: str, at: datetime, problem: str | None
+    ) -> None:
+        with self.transaction():
+            self.db["postmortems"].upsert(
+                {
+                    "incident_id": incident_id,
+                    "path": path,
+                    "language": language,
+                    "compiled_at": iso(at),
+                    "problem": problem,
+                },
+                pk="incident_id",
             )
-            for r in rows
-        ]
+
+    def mark_postmortem_uploaded(self, incident_id: int, at: datetime) -> None:
+        with self.transaction():
+            self.db["postmortems"].update(incident_id, {"uploaded_at": iso(at)})
+
+    def postmortem(self, incident_id: int) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM postmortems WHERE incident_id = ?", [incident_id])
+        return rows[0] if rows else None
+
+    def action(self, action_id: int) -> Action | None:
+        rows = self._rows("SELECT * FROM actions WHERE id = ?", [action_id])
+        return _action(rows[0]) if rows else None
 
     # --- reminders ----------------------------------------------------------
 
@@ -540,6 +603,18 @@ def _event(row: dict[str, Any]) -> Event:
         kind=row["kind"],
         text=row["text"] or "",
         data=json.loads(row["data"] or "{}"),
+    )
+
+
+def _action(r: dict[str, Any]) -> Action:
+    return Action(
+        r["id"],
+        r["incident_id"],
+        r["text"],
+        r["owner"],
+        r["due"],
+        r["status"],
+        parse_iso(r["created_at"]),
     )
 
 

@@ -11,6 +11,7 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.engine import IncidentService
 from bot.runbook import Catalog, shipped_runbooks_dir
+from bot.slack.text import escape as slack_escape
 from bot.store import Store
 
 START = datetime(2026, 1, 15, 2, 0, tzinfo=UTC)
@@ -42,6 +43,7 @@ def service(store: Store, clock: FakeClock, catalog: Catalog) -> IncidentService
 def settings(tmp_path: Path) -> Settings:
     return Settings(
         db=tmp_path / "bot.db",
+        drill_db=tmp_path / "drill.db",
         runbooks=shipped_runbooks_dir(),
         postmortems=tmp_path / "postmortems",
         clock_speed=1.0,
@@ -58,6 +60,8 @@ class RecordingChat:
         self.direct: list[tuple[str, str]] = []
         self.announced: list[str] = []
         self.plan_refreshes = 0
+        self.uploads: list = []
+        self.fail_uploads = 0
         self.fail_next = 0
 
     def open_channel(self, incident) -> str:
@@ -74,6 +78,12 @@ class RecordingChat:
 
     def announce(self, text: str) -> None:
         self.announced.append(text)
+
+    def upload(self, channel: str, path, title: str) -> None:
+        if self.fail_uploads:
+            self.fail_uploads -= 1
+            raise ConnectionError("upload failed")
+        self.uploads.append((channel, path, title))
 
     def show_plan(self, incident, view, text: str) -> str | None:
         self.posts.append((incident.channel, text))
@@ -92,7 +102,7 @@ class RecordingChat:
         return f"<@{user}>" if user else "-"
 
     def escape(self, text: str) -> str:
-        return text
+        return slack_escape(text)  # escape like Slack, so core tests see escaped user text
 
 
 @pytest.fixture

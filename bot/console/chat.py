@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+from pathlib import Path
 from typing import TextIO
 
 from bot.chat import Button, channel_name
@@ -84,6 +85,9 @@ class ConsoleChat:
 
     def announce(self, text: str) -> None:
         self._write("bot (#incidents) › ", text)
+
+    def upload(self, channel: str, path: Path, title: str) -> None:
+        self._write("bot › ", f":bookmark_tabs: {title} — {path}")
 
     def show_plan(self, incident: Incident, view: IncidentView, text: str) -> str | None:
         self._write("bot › ", text)

@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.console.chat import ConsoleChat
 from bot.dispatch import Context
 from bot.reminders import run_until
+from bot.store import Store
 
 RUNBOOK = "service-outage"
 START = datetime(2026, 1, 15, 2, 0, tzinfo=UTC)  # the seed plan's 2 a.m. alert
@@ -72,7 +73,7 @@ def run_demo(settings: Settings, out: TextIO) -> int:
     start = START
     clock = FakeClock(start)
     chat = ConsoleChat(clock, out, show_direct=False)
-    bot = build(settings, clock, chat)
+    bot = build(settings, clock, chat, store=Store(settings.drill_db))
     incident_id: int | None = None
     runbook = "service-outage-zh" if settings.language == "zh" else RUNBOOK
     try:

@@ -39,7 +39,7 @@ def run_drill(
     out: TextIO,
     clock: Clock | None = None,
 ) -> int:
-    store = Store(settings.db)
+    store = Store(settings.drill_db)
     clock = clock or persisted_clock(store, speed)
     chat = ConsoleChat(clock, out)
     bot = build(settings, clock, chat, store=store)

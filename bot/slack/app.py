@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from bot.bootstrap import Bot
 from bot.dispatch import Context
 from bot.slack.blocks import selected, start_modal, update_modal
+from bot.slack.text import SLACK_USER, from_slack
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ def create_app(bot: Bot, client: WebClient, signing_secret: str | None) -> App:
         process_before_response=False,  # ack first; the work runs after the response
     )
     handler = bot.handler
+    handler.accepts_user = lambda user: bool(SLACK_USER.match(user))  # `@ben` is not a user here
 
     @app.command("/incident")
     def incident_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
@@ -39,7 +41,7 @@ def create_app(bot: Bot, client: WebClient, signing_secret: str | None) -> App:
             modal = start_modal(handler.render, bot.catalog.all(), command["channel_id"])
             client.views_open(trigger_id=command["trigger_id"], view=modal)
             return
-        handler.handle(text, _command_context(command, respond))
+        handler.handle(from_slack(text), _command_context(command, respond))
 
     @app.action("accept_handoff")
     def accept_handoff(

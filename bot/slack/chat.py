@@ -7,6 +7,7 @@ topic, pin) are logged and never stop an incident from opening.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
@@ -17,13 +18,9 @@ from bot.messages import Renderer
 from bot.model import Incident
 from bot.progress import IncidentView
 from bot.slack.blocks import message_payloads, plan_blocks
+from bot.slack.text import escape
 
 log = logging.getLogger(__name__)
-
-
-def escape(text: str) -> str:
-    """Slack's own escaping: user text can then not form <!channel>, <@U…> or <url|label>."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class SlackChat:
@@ -59,8 +56,16 @@ class SlackChat:
         if channel is None:
             self.notify(user, text)
             return
-        for payload in message_payloads(text):
-            self.client.chat_postEphemeral(channel=channel, user=user, **payload)
+        try:
+            for payload in message_payloads(text):
+                self.client.chat_postEphemeral(channel=channel, user=user, **payload)
+        except SlackApiError:  # e.g. the bot is not in that channel: say it directly instead
+            self.notify(user, text)
+
+    def upload(self, channel: str, path: Path, title: str) -> None:
+        self.client.files_upload_v2(
+            channel=channel, file=str(path), filename=path.name, title=title
+        )
 
     def show_plan(self, incident: Incident, view: IncidentView, text: str) -> str | None:
         assert incident.channel

@@ -19,6 +19,7 @@ SCOPES: dict[str, str] = {
     "channels:manage": "conversations.create, conversations.invite, conversations.setTopic",
     "pins:write": "pins.add for the plan message",
     "im:write": "conversations.open for role briefings by direct message",
+    "files:write": "files.getUploadURLExternal / completeUploadExternal for the postmortem",
 }
 
 

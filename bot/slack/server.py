@@ -71,6 +71,9 @@ class RunningBot:
     app: App
     scheduler: ReminderScheduler
     server: ThreadingHTTPServer | None = None
+    # Socket Mode has no signing secret: then only /healthz is served over HTTP,
+    # so nobody on the network can post unsigned commands to /slack/events
+    events_over_http: bool = True
 
     @property
     def url(self) -> str:
@@ -101,6 +104,7 @@ def start_bot(
     clock: Clock | None = None,
     port: int | None = None,
     host: str = "0.0.0.0",
+    events_over_http: bool = True,
 ) -> RunningBot:
     """Wire store, clock, Slack chat, engine, reminders and the bolt app; serve HTTP if `port`."""
     client = client or web_client(settings)
@@ -112,7 +116,7 @@ def start_bot(
     bot.handler.after_change = scheduler.poke
     app = create_app(bot, client, settings.slack_signing_secret)
     scheduler.start()
-    running = RunningBot(bot, app, scheduler)
+    running = RunningBot(bot, app, scheduler, events_over_http=events_over_http)
     if port is not None:
         running.server = ThreadingHTTPServer((host, port), _handler_class(running))
         running.server.daemon_threads = True
@@ -134,7 +138,7 @@ def _handler_class(running: RunningBot) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802
             path, _, query = self.path.partition("?")
-            if path != EVENTS_PATH:
+            if path != EVENTS_PATH or not running.events_over_http:
                 self._send(404, {"error": "not found"})
                 return
             length = int(self.headers.get("Content-Length") or 0)
@@ -181,7 +185,7 @@ def serve(settings: Settings, http: bool, port: int) -> int:
         raise StartupError(
             f"cannot reach the Slack API ({exc.__class__.__name__}); check SLACK_API_URL"
         ) from None
-    running = start_bot(settings, client=client, port=port)
+    running = start_bot(settings, client=client, port=port, events_over_http=not socket_mode)
     log.info(
         "incident-bot listening on port %s (%s)", port, "Socket Mode" if socket_mode else "HTTP"
     )

@@ -10,7 +10,8 @@ import sys
 def test_demo_plays_a_whole_incident_and_writes_a_postmortem(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INCIDENT_BOT_"))}
     env.update(
-        INCIDENT_BOT_DB=str(tmp_path / "demo.db"), INCIDENT_BOT_POSTMORTEMS=str(tmp_path / "pm")
+        INCIDENT_BOT_DRILL_DB=str(tmp_path / "demo.db"),
+        INCIDENT_BOT_POSTMORTEMS=str(tmp_path / "pm"),
     )
     done = subprocess.run(
         [sys.executable, "-m", "bot", "demo"],

@@ -80,7 +80,9 @@ def test_killed_drill_resumes_with_one_catch_up_and_keeps_the_cadence(tmp_path):
     db = str(tmp_path / "drill.db")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INCIDENT_BOT_"))}
     env.update(
-        INCIDENT_BOT_DB=db, INCIDENT_BOT_POSTMORTEMS=str(tmp_path / "pm"), PYTHONUNBUFFERED="1"
+        INCIDENT_BOT_DRILL_DB=db,
+        INCIDENT_BOT_POSTMORTEMS=str(tmp_path / "pm"),
+        PYTHONUNBUFFERED="1",
     )
 
     first = Drill(env)

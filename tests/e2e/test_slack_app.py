@@ -176,6 +176,7 @@ def test_whole_incident_from_start_to_close(slack: Harness, tmp_path: Path):
     slack.posted(channel, "Error rate back to normal")
 
     for verb, needle in (
+        ("action Pin the pool size <@U2> due 2026-01-22", "Follow-up #1"),
         ("next", "Phase 2/3"),
         ("mitigated", "*Mitigated*"),
         ("resolved", "*Resolved*"),
@@ -184,8 +185,22 @@ def test_whole_incident_from_start_to_close(slack: Harness, tmp_path: Path):
     ):
         slack.command(verb, user="U3", channel=channel)
         slack.posted(channel, needle)
-    slack.posted(channel, "Postmortem written")
-    assert (tmp_path / "postmortems" / "INC-1.md").exists()
+    slack.posted(channel, "Postmortem for INC-1")
+    (upload,) = fake.wait_for("files.completeUploadExternal")
+    assert upload.args["channel_id"] == channel
+    (uploaded,) = fake.uploads.values()
+    written = (tmp_path / "postmortems" / "INC-1.md").read_text(encoding="utf-8")
+    assert uploaded["content"].decode("utf-8") == written
+    for section in (
+        "# Postmortem INC-1: Checkout is failing",
+        "## Plan versus actual",
+        "| Response lead (incident commander) | @U3 |",
+        "Rolling back the release",
+        "A pool default changed",
+        "| 1 | Pin the pool size | @U2 | 2026-01-22 | open |",
+        "| Step | Owner | Deadline | Done | Result |",
+    ):
+        assert section in written, section
     slack.posted("CANNOUNCE", "INC-1 closed")
 
     refused = [c for c in fake.calls if c.response is not None and c.response.get("ok") is False]
@@ -242,12 +257,46 @@ def test_bad_commands_get_a_private_answer_with_the_right_form(slack: Harness):
     assert slack.fake.calls_to("chat.postMessage") == []
 
 
-def test_user_text_cannot_ping_the_channel(slack: Harness):
+def test_user_text_cannot_ping_the_channel_or_hide_a_link(slack: Harness):
     channel = _declare(slack)
-    slack.command("note <!channel> please look <https://evil.example|your bank>", channel=channel)
-    (text,) = slack.posted(channel, "please look")
+    # as Slack sends it with should_escape: @channel, a labelled link, an escaped &, a mention
+    slack.command(
+        "note <!channel> look <https://evil.example|your bank> R&amp;D <@U2|ben>", channel=channel
+    )
+    (text,) = slack.posted(channel, "look")
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
-    assert "<https://evil" not in text
+    assert "your bank (https://evil.example)" in text and "<https://evil" not in text
+    assert "R&amp;D" in text and "&amp;amp;" not in text
+    assert "<@U2|ben>" in text  # a real mention stays a mention
+
+
+def test_incident_titles_are_escaped_in_the_list_too(slack: Harness):
+    _declare(slack, "start service-outage sev2 <!everyone> checkout")
+    listing = slack.answer(slack.command("list"))
+    assert "&lt;!everyone&gt; checkout" in listing and "<!everyone>" not in listing
+    assert "<#C" in listing  # the channel is a link
+
+
+def test_plain_at_names_are_not_slack_users(slack: Harness):
+    channel = _declare(slack)
+    answer = slack.answer(slack.command("assign tech-lead @ben", channel=channel))
+    assert "`@ben` is not a person" in answer
+    assert slack.running.bot.store.current_holders(1) == {"commander": "U1"}
+
+
+def test_a_channel_slack_refuses_leaves_no_incident_behind(slack: Harness):
+    slack.fake.fail("conversations.create", error="restricted_action")
+    answer = slack.answer(slack.command("start service-outage sev1 Checkout is failing"))
+    assert "could not open a channel" in answer and "restricted_action" in answer
+    assert slack.running.bot.store.incidents() == []  # nothing left active
+
+
+def test_a_slack_failure_after_saving_is_reported_not_swallowed(slack: Harness):
+    channel = _declare(slack)
+    slack.fake.fail("chat.postMessage", error="is_archived")
+    answer = slack.answer(slack.command("mitigated", channel=channel))
+    assert "Anything already saved stays saved" in answer
+    assert slack.running.bot.store.incident(1).status == "mitigated"
 
 
 @pytest.mark.parametrize("case", ["unsigned", "wrong secret", "stale"])

@@ -9,8 +9,8 @@ import yaml
 from bot.chat import Button, channel_name
 from bot.messages import Renderer
 from bot.slack.blocks import MAX_BLOCKS, MAX_SECTION, message_payloads, plan_blocks, start_modal
-from bot.slack.chat import escape
 from bot.slack.manifest import SCOPES, manifest_yaml
+from bot.slack.text import escape, from_slack
 
 
 def test_long_text_is_split_into_sections_within_slack_limits():
@@ -38,9 +38,19 @@ def test_buttons_become_an_actions_block():
     assert actions["elements"][0]["value"] == "7"
 
 
-def test_escape_stops_pings_and_fake_links():
-    assert escape("<!channel> hi <@U1> <https://evil|bank> & co") == (
-        "&lt;!channel&gt; hi &lt;@U1&gt; &lt;https://evil|bank&gt; &amp; co"
+def test_escape_stops_special_mentions_and_links_but_keeps_user_mentions():
+    assert escape("<!channel> hi <@U1> <#C2|ops> <https://evil|bank> & co") == (
+        "&lt;!channel&gt; hi <@U1> <#C2|ops> &lt;https://evil|bank&gt; &amp; co"
+    )
+
+
+def test_slack_command_text_becomes_plain_text_with_mentions_kept():
+    raw = "see <https://status.example.com> and <https://evil.example|your bank>, R&amp;D &lt;3 <@U2|ben> <!here>"
+    assert from_slack(raw) == (
+        "see https://status.example.com and your bank (https://evil.example), R&D <3 <@U2|ben> <!here>"
+    )
+    assert escape(from_slack(raw)) == (
+        "see https://status.example.com and your bank (https://evil.example), R&amp;D &lt;3 <@U2|ben> &lt;!here&gt;"
     )
 
 
