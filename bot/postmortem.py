@@ -29,7 +29,7 @@ from bot.store import Store
 
 _EMOJI = re.compile(r"^:[a-z0-9_+-]+:\s*")
 _BOLD = re.compile(r"(?<![*\w])\*([^*\n]+)\*(?![*\w])")
-_BOT_KINDS = ("reminder", "escalated", "risk_triggered")
+_TOKEN = re.compile(r"<([@#])([UWC][A-Z0-9]+)(?:\|([^<>]*))?>")
 
 
 class TemplateProblem(Exception):
@@ -43,9 +43,14 @@ class Review:
     problem: str | None = None  # why a custom template was not used
 
 
+def plain_mentions(text: str) -> str:
+    """`<@U123|ana>` → `@ana`, `<@U123>` → `@U123`, `<#C1|ops>` → `#ops`: readable in a file."""
+    return _TOKEN.sub(lambda m: f"{m.group(1)}{m.group(3) or m.group(2)}", text)
+
+
 def _markdown(slack_text: str) -> str:
     """Slack mrkdwn to one line of Markdown: no leading emoji, *bold* → **bold**, | escaped."""
-    text = _EMOJI.sub("", slack_text)
+    text = plain_mentions(_EMOJI.sub("", slack_text))
     text = _BOLD.sub(r"**\1**", text)
     return " ".join(text.split()).replace("|", "\\|")
 
@@ -169,7 +174,10 @@ def _environment(loader_dir: Path) -> SandboxedEnvironment:
     env.filters["utc"] = lambda t: t.strftime("%Y-%m-%d %H:%M UTC") if t else "—"
     env.filters["local"] = lambda t: t.strftime("%Y-%m-%d %H:%M") if t else "—"
     env.filters["hm"] = lambda t: t.strftime("%H:%M") if t else "—"
-    env.filters["cell"] = lambda s: " ".join(str(s or "").split()).replace("|", "\\|")
+    env.filters["cell"] = lambda s: " ".join(plain_mentions(str(s or "")).split()).replace(
+        "|", "\\|"
+    )
+    env.filters["plain"] = lambda s: plain_mentions(str(s or ""))
     return env
 
 
