@@ -9,6 +9,7 @@ every other verb and is routed by `dispatch._HANDLERS["handoff"]`.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -22,9 +23,12 @@ from bot.slack.text import SLACK_USER, from_slack
 log = logging.getLogger(__name__)
 
 
-def create_app(bot: Bot, client: WebClient, signing_secret: str | None) -> App:
+def create_app(
+    bot: Bot, client: WebClient, signing_secret: str | None, executor: ThreadPoolExecutor
+) -> App:
     app = App(
         client=client,
+        listener_executor=executor,  # ours, so shutdown can wait for commands in flight
         signing_secret=signing_secret or "",
         request_verification_enabled=bool(signing_secret),
         token_verification_enabled=False,  # `serve` checks the token once, with a clear error

@@ -18,6 +18,7 @@ from bot.messages import Renderer
 from bot.model import Incident
 from bot.progress import IncidentView
 from bot.slack.blocks import message_payloads, plan_blocks
+from bot.slack.pacing import Pacer
 from bot.slack.text import escape
 
 log = logging.getLogger(__name__)
@@ -25,23 +26,35 @@ log = logging.getLogger(__name__)
 
 class SlackChat:
     def __init__(
-        self, client: WebClient, language: str, announce_channel: str | None = None
+        self,
+        client: WebClient,
+        language: str,
+        announce_channel: str | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.client = client
         self.announce_channel = announce_channel
         self.render = Renderer(language, mention=self.mention, escape=self.escape)
+        self.pacer = pacer or Pacer()
 
     # --- ChatPort -----------------------------------------------------------
 
     def open_channel(self, incident: Incident) -> str:
         channel = self._create_channel(channel_name(incident))
-        self._courtesy("conversations_invite", channel=channel, users=incident.declared_by)
-        topic = f"{incident.ref} · {incident.severity} · {incident.title}"[:250]
-        self._courtesy("conversations_setTopic", channel=channel, topic=topic)
+        failed = [
+            self._courtesy("conversations_invite", channel=channel, users=incident.declared_by),
+            self._courtesy(
+                "conversations_setTopic",
+                channel=channel,
+                topic=f"{incident.ref} · {incident.severity} · {incident.title}"[:250],
+            ),
+        ]
+        self._mention_failures(channel, failed)
         return channel
 
     def post(self, channel: str, text: str, buttons: tuple[Button, ...] = ()) -> None:
         for payload in message_payloads(text, buttons):
+            self.pacer.wait(channel)
             self.client.chat_postMessage(channel=channel, unfurl_links=False, **payload)
 
     def notify(self, user: str, text: str) -> None:
@@ -50,6 +63,7 @@ class SlackChat:
 
     def announce(self, text: str) -> None:
         if self.announce_channel:
+            self.pacer.wait(self.announce_channel)
             self._courtesy("chat_postMessage", channel=self.announce_channel, text=text)
 
     def reply(self, user: str, channel: str | None, text: str) -> None:
@@ -75,7 +89,9 @@ class SlackChat:
             blocks=plan_blocks(self.render, incident, view),
         )
         ts = str(posted["ts"])
-        self._courtesy("pins_add", channel=incident.channel, timestamp=ts)
+        self._mention_failures(
+            incident.channel, [self._courtesy("pins_add", channel=incident.channel, timestamp=ts)]
+        )
         return ts
 
     def refresh_plan(self, incident: Incident, view: IncidentView, text: str) -> None:
@@ -110,8 +126,20 @@ class SlackChat:
                     raise
         raise RuntimeError(f"no free channel name like {name}")
 
-    def _courtesy(self, method: str, **args: Any) -> None:
+    def _courtesy(self, method: str, **args: Any) -> str | None:
+        """A call the incident can do without; returns what failed, or None."""
         try:
             getattr(self.client, method)(**args)
+            return None
         except SlackApiError as exc:
-            log.warning("%s failed: %s", method, exc.response.get("error"))
+            error = str(exc.response.get("error"))
+        except OSError as exc:  # connection trouble that outlived the retries
+            error = type(exc).__name__
+        log.warning("%s failed: %s", method, error)
+        return f"{method.replace('_', '.', 1)} ({error})"
+
+    def _mention_failures(self, channel: str, failed: list[str | None]) -> None:
+        """Say once in the channel what could not be set up, so people know to do it by hand."""
+        problems = [f for f in failed if f]
+        if problems:
+            self.post(channel, self.render("reply.setup_failed", problems=", ".join(problems)))

@@ -11,6 +11,7 @@ import logging
 import re
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,6 +19,12 @@ from typing import Any
 from slack_bolt import App, BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
 
 from bot.bootstrap import Bot, build
 from bot.clock import Clock
@@ -32,6 +39,7 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 MAX_BODY = 1_000_000
+LISTENER_THREADS = 16  # commands in flight at once; posting may wait on Slack's pace
 
 
 class StartupError(Exception):
@@ -58,11 +66,26 @@ def check_tokens(settings: Settings, http: bool) -> None:
         )
 
 
+class _ServerErrors(ServerErrorRetryHandler):
+    """slack-sdk retries 500 and 503; Slack's edge also answers 502 and 504 when busy."""
+
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:  # type: ignore[no-untyped-def]
+        return response is not None and response.status_code >= 500
+
+
 def web_client(settings: Settings) -> WebClient:
+    """A WebClient that retries 429 (after Retry-After), 5xx and dropped connections."""
     kwargs: dict[str, Any] = {"token": settings.slack_bot_token}
     if settings.slack_api_url:
         kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
-    return WebClient(**kwargs)
+    client = WebClient(**kwargs)
+    backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)  # 0.5 s, 1 s, 2 s
+    client.retry_handlers = [
+        ConnectionErrorRetryHandler(max_retry_count=3, interval_calculator=backoff),
+        RateLimitErrorRetryHandler(max_retry_count=3),
+        _ServerErrors(max_retry_count=3, interval_calculator=backoff),
+    ]
+    return client
 
 
 @dataclass
@@ -74,6 +97,7 @@ class RunningBot:
     # Socket Mode has no signing secret: then only /healthz is served over HTTP,
     # so nobody on the network can post unsigned commands to /slack/events
     events_over_http: bool = True
+    executor: ThreadPoolExecutor | None = None
 
     @property
     def url(self) -> str:
@@ -91,9 +115,12 @@ class RunningBot:
         return status
 
     def stop(self) -> None:
+        """Stop taking requests, let commands in flight finish, then close the database."""
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
         self.scheduler.shutdown()
         self.bot.close()
 
@@ -114,9 +141,10 @@ def start_bot(
     bot = build(settings, clock, chat, store=store)
     scheduler = ReminderScheduler(bot.reminders, clock)
     bot.handler.after_change = scheduler.poke
-    app = create_app(bot, client, settings.slack_signing_secret)
+    executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
+    app = create_app(bot, client, settings.slack_signing_secret, executor)
     scheduler.start()
-    running = RunningBot(bot, app, scheduler, events_over_http=events_over_http)
+    running = RunningBot(bot, app, scheduler, events_over_http=events_over_http, executor=executor)
     if port is not None:
         running.server = ThreadingHTTPServer((host, port), _handler_class(running))
         running.server.daemon_threads = True

@@ -90,6 +90,7 @@ def test_serve_http_runs_an_incident_with_live_reminders(tmp_path, fake):
         body = slash_body("close", channel_id=channel, response_url=fake.response_url("c"))
         post(url + "/slack/events", body, sign(SECRET, body, int(time.time())))
         fake.wait_for("chat.postMessage", lambda c: "INC-1 closed" in (c.args.get("text") or ""))
+        fake.wait_for("files.completeUploadExternal")
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
