@@ -7,9 +7,9 @@ from pathlib import Path
 
 from bot.chat import ChatPort
 from bot.clock import Clock
-from bot.config import Settings
+from bot.config import Settings, admin_ids
 from bot.dispatch import CommandHandler
-from bot.engine import IncidentService
+from bot.engine import IncidentService, Policy
 from bot.postmortem import ReviewOptions
 from bot.reminders import ReminderService
 from bot.runbook import Catalog, shipped_runbooks_dir
@@ -38,7 +38,8 @@ def runbook_folder(settings: Settings) -> Path:
 def build(settings: Settings, clock: Clock, chat: ChatPort, store: Store | None = None) -> Bot:
     store = store or Store(settings.db)
     catalog = Catalog(runbook_folder(settings))
-    service = IncidentService(store, clock, catalog, settings.timezone)
+    policy = Policy(settings.policy, admin_ids(settings))
+    service = IncidentService(store, clock, catalog, settings.timezone, policy)
     review = ReviewOptions(
         settings.postmortems,
         settings.postmortem_language,

@@ -7,7 +7,6 @@ line on stderr with exit status 1 or 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -91,14 +90,34 @@ def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.logs import setup_logging
     from bot.slack.server import StartupError, serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    secrets = [settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret]
+    setup_logging(settings.log_format == "json", [s for s in secrets if s])
     try:
         return serve(settings, http=args.http, port=args.port)
     except StartupError as exc:
         print(f"incident-bot: {exc}", file=sys.stderr)
         return 2
+
+
+def _backup(args: argparse.Namespace, settings: Settings) -> int:
+    """A consistent copy while the bot runs (SQLite's online backup)."""
+    if not settings.db.exists():
+        print(f"There is no database at {settings.db} (INCIDENT_BOT_DB)", file=sys.stderr)
+        return 1
+    target = Path(args.file)
+    if target.exists() and not args.force:
+        print(f"{target} exists; choose another file or pass --force", file=sys.stderr)
+        return 2
+    store = Store(settings.db)
+    try:
+        store.backup(target)
+    finally:
+        store.close()
+    print(target)
+    return 0
 
 
 def _manifest(args: argparse.Namespace, settings: Settings) -> int:
@@ -119,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http", action="store_true", help="HTTP even when SLACK_APP_TOKEN is set")
     p.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
     p.set_defaults(run=_serve)
+
+    p = sub.add_parser("backup", help="write a consistent copy of the database, even while serving")
+    p.add_argument("file", help="where to write the copy")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(run=_backup)
 
     p = sub.add_parser("manifest", help="print the Slack app manifest (YAML)")
     p.add_argument("--url", help="public base URL for HTTP mode; without it, Socket Mode")

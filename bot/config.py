@@ -49,6 +49,9 @@ class Settings(BaseSettings):
         None,
         validation_alias="INCIDENT_BOT_POSTMORTEM_TEMPLATE",
     )
+    log_format: Literal["text", "json"] = Field("text", validation_alias="INCIDENT_BOT_LOG_FORMAT")
+    policy: Literal["lead", "anyone"] = Field("lead", validation_alias="INCIDENT_BOT_POLICY")
+    admins: str = Field("", validation_alias="INCIDENT_BOT_ADMINS")  # user ids, comma-separated
     language: Literal["en", "zh"] = Field("en", validation_alias="INCIDENT_BOT_LANGUAGE")
 
     @field_validator("timezone")
@@ -71,6 +74,10 @@ class Settings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
 
+def admin_ids(settings: Settings) -> frozenset[str]:
+    return frozenset(a.strip().lstrip("@") for a in settings.admins.split(",") if a.strip())
+
+
 _ENV_NAMES = {
     "db": "INCIDENT_BOT_DB",
     "drill_db": "INCIDENT_BOT_DRILL_DB",
@@ -84,6 +91,8 @@ _ACCEPTS = {
         "a number greater than 0 (up to 100000), e.g. 60 for 1 real second = 1 bot minute"
     ),
     "INCIDENT_BOT_LANGUAGE": "en or zh",
+    "INCIDENT_BOT_POLICY": "lead (only the response lead, the declarer or an admin may close, "
+    "change severity or take the lead role) or anyone",
     "INCIDENT_BOT_POSTMORTEM_LANGUAGE": "en or zh (empty: the runbook's language)",
     "INCIDENT_BOT_TIMEZONE": "an IANA time zone such as UTC, Europe/Berlin or Asia/Shanghai",
 }

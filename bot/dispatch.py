@@ -7,15 +7,20 @@ incident channel, and answers meant for the typist go back privately.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.chat import Button, ChatPort
+from bot.clock import utc_now
 from bot.commands import USAGE, Command, Mention, parse
 from bot.engine import Change, IncidentService
 from bot.errors import BotError, NotInIncident, ParseError
+from bot.logs import current_incident
 from bot.messages import Renderer, Safe
 from bot.model import Event, Incident
 from bot.postmortem import ReviewOptions, publish_review
@@ -29,6 +34,8 @@ from bot.render import (
 )
 
 log = logging.getLogger(__name__)
+REPEAT_WINDOW = timedelta(seconds=5)  # the same request again within this is a double click
+READ_ONLY = {"status", "list", "runbooks", "help", "actions", ""}
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,69 @@ class CommandHandler:
         command = Command("start", runbook=runbook, severity=severity, title=title)
         return self._guarded(ctx, "start", lambda: _start(self, command, ctx))
 
+    # --- journaled requests (Slack): nothing acknowledged is lost ---------------
+
+    def receive(
+        self, payload: dict[str, Any], ctx: Context, reply_url: str | None = None
+    ) -> int | None:
+        """Journal a request before it is acknowledged. None: the same request from the same
+        person arrived moments ago (a double click, a resend) and must not run twice."""
+        text = payload.get("text") or json.dumps(payload, sort_keys=True)
+        verb = text.split(maxsplit=1)[0].lower() if text.strip() else ""
+        key = "|".join(
+            [ctx.actor, ctx.channel or "", str(ctx.incident_id or ""), " ".join(text.split())]
+        )
+        if verb in READ_ONLY:
+            key += f"|{utc_now().isoformat()}"  # asking twice is fine: never a repeat
+        now = utc_now()
+        return self.service.store.journal(
+            now,
+            key,
+            now - REPEAT_WINDOW,
+            ctx.actor,
+            ctx.channel,
+            ctx.incident_id,
+            json.dumps(payload),
+            reply_url,
+        )
+
+    def process(self, inbox_id: int, payload: dict[str, Any], ctx: Context) -> Result:
+        """Run a journaled request; the engine marks it done with the change it makes."""
+        with self.service.processing(inbox_id):
+            if payload.get("declare"):
+                args = payload["declare"]
+                result = self.declare(args["runbook"], args.get("severity"), args["title"], ctx)
+            else:
+                result = self.handle(payload.get("text") or "", ctx)
+        self.service.store.finish_request(inbox_id, self.service.clock.now())
+        return result
+
+    def replay(self, reply_for: Callable[[str | None], Callable[[str], None] | None]) -> int:
+        """After a crash: run every request that was acknowledged but never finished."""
+        rows = self.service.store.unfinished_requests()
+        for row in rows:
+            ctx = Context(
+                row["actor"], row["channel"], row["incident_id"], reply_for(row["reply_url"])
+            )
+            self.process(row["id"], json.loads(row["payload"]), ctx)
+        return len(rows)
+
+    def reopen_channels(self) -> int:
+        """Open incidents without a channel were cut off mid-declaration: finish opening them."""
+        orphans = [i for i in self.service.active() if not i.channel]
+        for incident in orphans:
+            try:
+                channel = self.chat.open_channel(incident)
+                _publish_declaration(
+                    self, incident, channel, self.service.store.events(incident.id)
+                )
+            except Exception:
+                log.exception("reopening a channel for %s failed", incident.ref)
+        return len(orphans)
+
+    def repeat(self, ctx: Context) -> Result:
+        return self.answer(ctx, self.render("reply.repeat"))
+
     def _run(self, text: str, ctx: Context) -> Result:
         command = parse(text)
         self._check_mentions(command)
@@ -92,10 +162,12 @@ class CommandHandler:
 
     def incident_id(self, ctx: Context) -> int:
         if ctx.incident_id is not None:
+            current_incident.set(f"INC-{ctx.incident_id}")
             return ctx.incident_id
         incident = self.service.incident_for_channel(ctx.channel) if ctx.channel else None
         if incident is None:
             raise NotInIncident("not_in_incident")
+        current_incident.set(incident.ref)
         return incident.id
 
     def publish(self, change: Change) -> Result:
@@ -176,13 +248,22 @@ def _start(h: CommandHandler, c: Command, ctx: Context) -> Result:
         log.exception("opening a channel for %s failed", change.incident.ref)
         h.service.close(change.incident.id, ctx.actor)
         raise BotError("channel_failed", error=_slack_error(exc)) from None
-    incident = h.service.set_channel(change.incident.id, channel)
-    result = h.publish(Change(incident, change.events))
+    result = _publish_declaration(h, change.incident, channel, change.events)
+    incident = result.incident
+    assert incident is not None
+    if ctx.reply is not None:  # declared from another channel: say where it lives
+        ctx.reply(h.render("reply.declared", ref=incident.ref, channel=h.channel(incident)))
+    return result
+
+
+def _publish_declaration(
+    h: CommandHandler, incident: Incident, channel: str, events: list[Event]
+) -> Result:
+    incident = h.service.set_channel(incident.id, channel)
+    result = h.publish(Change(incident, events))
     view = h.service.view(incident.id)
     plan = plan_text(h.render, incident.runbook, view.holders)
     h.service.set_plan_ref(incident.id, h.chat.show_plan(incident, view, plan))
-    if ctx.reply is not None:  # declared from another channel: say where it lives
-        ctx.reply(h.render("reply.declared", ref=incident.ref, channel=h.channel(incident)))
     return result
 
 

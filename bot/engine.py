@@ -9,6 +9,9 @@ type instead. Nothing here knows about Slack or the terminal.
 from __future__ import annotations
 
 import difflib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -18,6 +21,7 @@ from bot.errors import (
     IncidentClosed,
     InvalidTransition,
     NoPendingHandoff,
+    NotAllowed,
     UnknownName,
 )
 from bot.model import Action, Event, Incident
@@ -25,6 +29,17 @@ from bot.progress import IncidentView, step_statuses
 from bot.reminders import arm
 from bot.runbook import SEVERITIES, Catalog
 from bot.store import Store
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who may close, change severity or move the lead role (the runbook's first role).
+
+    `lead` (default): the current lead, the declarer or an admin. `anyone`: everybody.
+    Updates, notes, steps and the other roles are open to everyone in the channel."""
+
+    mode: str = "lead"
+    admins: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -41,11 +56,30 @@ def closest(name: str, choices: list[str]) -> str | None:
 
 
 class IncidentService:
-    def __init__(self, store: Store, clock: Clock, catalog: Catalog, timezone: str = "UTC") -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        catalog: Catalog,
+        timezone: str = "UTC",
+        policy: Policy | None = None,
+    ) -> None:
+        self.policy = policy or Policy()
         self.store = store
         self.clock = clock
         self.catalog = catalog
         self.timezone = timezone  # follow-up reminders fire in the morning of their due date
+        self._request = threading.local()  # the journaled request being processed, if any
+
+    @contextmanager
+    def processing(self, inbox_id: int | None) -> Iterator[None]:
+        """Changes made inside mark this journaled request done in their own transaction,
+        so a replay after a crash can never apply a command twice."""
+        self._request.id = inbox_id
+        try:
+            yield
+        finally:
+            self._request.id = None
 
     # --- declaring ------------------------------------------------------------
 
@@ -132,6 +166,8 @@ class IncidentService:
         with self.store.transaction():
             incident = self._open(incident_id)
             role_id = self._role(incident, role)
+            if role_id == incident.runbook.roles[0].id:
+                self._require_lead(incident, actor, "assign")
             if self.store.current_holders(incident_id).get(role_id) == user:
                 raise InvalidTransition("already_holds", user=user, role=role_id)
             now = self.clock.now()
@@ -149,9 +185,18 @@ class IncidentService:
         with self.store.transaction():
             incident = self._open(incident_id)
             role_id = self._role(incident, role)
+            if role_id == incident.runbook.roles[0].id:
+                self._require_lead(incident, actor, "handoff")
             holder = self.store.current_holders(incident_id).get(role_id)
             if holder == user:
                 raise InvalidTransition("already_holds", user=user, role=role_id)
+            waiting = [
+                h
+                for h in self.store.pending_handoffs(incident_id)
+                if h.role_id == role_id and h.to_user == user
+            ]
+            if waiting:  # the same handoff again: still waiting, nothing new to say
+                raise InvalidTransition("handoff_waiting", user=user, role=role_id)
             now = self.clock.now()
             replaced = [h for h in self.store.pending_handoffs(incident_id) if h.role_id == role_id]
             for handoff in replaced:
@@ -311,6 +356,7 @@ class IncidentService:
             )
         with self.store.transaction():
             incident = self._open(incident_id)
+            self._require_lead(incident, actor, "sev")
             if incident.severity == severity:
                 raise InvalidTransition("same_severity", severity=severity)
             event = self.store.change_severity(
@@ -371,6 +417,7 @@ class IncidentService:
             incident = self._existing(incident_id)
             if incident.is_closed:
                 raise IncidentClosed("already_closed", ref=incident.ref, at=incident.closed_at)
+            self._require_lead(incident, actor, "close")
             now = self.clock.now()
             self.store.update_incident(incident_id, status="closed", closed_at=now)
             self.store.end_phases(incident_id, now)
@@ -418,6 +465,9 @@ class IncidentService:
         """Finish a command inside its transaction: arm the reminders its events call for."""
         incident = self._get(incident_id)
         arm(self.store, incident, events, self.timezone)
+        request = getattr(self._request, "id", None)
+        if request is not None:
+            self.store.finish_request(request, self.clock.now())
         return Change(incident, events)
 
     def _get(self, incident_id: int) -> Incident:
@@ -436,6 +486,24 @@ class IncidentService:
         if incident.is_closed:
             raise IncidentClosed("incident_closed", ref=incident.ref, at=incident.closed_at)
         return incident
+
+    def _require_lead(self, incident: Incident, actor: str, action: str) -> None:
+        """Refuse `action` unless the policy lets `actor` do it (see Policy)."""
+        if self.policy.mode == "anyone" or actor in self.policy.admins or actor == "bot":
+            return
+        lead_role = incident.runbook.roles[0]
+        lead = self.store.current_holders(incident.id).get(lead_role.id)
+        if actor in (lead, incident.declared_by):
+            return
+        raise NotAllowed(
+            "not_allowed",
+            action=action,
+            ref=incident.ref,
+            role=lead_role.name,
+            lead=lead,
+            declarer=incident.declared_by,
+            lead_id=lead_role.id,
+        )
 
     def _role(self, incident: Incident, given: str) -> str:
         roles = incident.runbook.roles

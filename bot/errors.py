@@ -45,3 +45,7 @@ class InvalidTransition(BotError):
 
 class NotInIncident(BotError):
     """A command that needs an incident, used outside any incident."""
+
+
+class NotAllowed(BotError):
+    """The settings' policy does not let this person do this (close, severity, lead role)."""

@@ -39,6 +39,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.chat import ChatPort
 from bot.clock import Clock, FakeClock, utc_now
+from bot.logs import current_incident
 from bot.messages import Renderer
 from bot.model import Event, Incident, Reminder
 from bot.postmortem import upload_review
@@ -149,6 +150,7 @@ class ReminderService:
         return len(interrupted)
 
     def _fire(self, reminder: Reminder, now: datetime) -> bool:
+        current_incident.set(f"INC-{reminder.incident_id}")
         if reminder.kind == "upload":
             if not self.store.set_reminder_state(reminder.id, "sending", now, expect="pending"):
                 return False

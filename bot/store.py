@@ -161,11 +161,32 @@ def _m4_postmortems(db: Database) -> None:
     )
 
 
+def _m5_inbox(db: Database) -> None:
+    # Requests from Slack, journaled before they are acknowledged; see dispatch.receive.
+    db["inbox"].create(
+        {
+            "id": int,
+            "received_at": str,  # wall-clock UTC, for the repeat window
+            "dedupe_key": str,
+            "actor": str,
+            "channel": str,
+            "incident_id": int,
+            "payload": str,
+            "reply_url": str,
+            "done_at": str,
+        },
+        pk="id",
+    )
+    db["inbox"].create_index(["dedupe_key", "received_at"])
+    db["inbox"].create_index(["done_at"])
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial,
     _m2_reminders,
     _m3_plan_ref,
     _m4_postmortems,
+    _m5_inbox,
 ]
 _APP_ID = 0x1D3B07  # marks a file as this bot's database (PRAGMA application_id)
 
@@ -189,6 +210,15 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self.db.conn.close()
+
+    def backup(self, target: str | Path) -> None:
+        """Copy the whole database consistently, while other threads keep writing."""
+        destination = sqlite3.connect(str(target))
+        try:
+            with self._lock:
+                self.db.conn.backup(destination)
+        finally:
+            destination.close()
 
     # --- transactions and migrations ---------------------------------------
 
@@ -500,6 +530,48 @@ class Store:
     def action(self, action_id: int) -> Action | None:
         rows = self._rows("SELECT * FROM actions WHERE id = ?", [action_id])
         return _action(rows[0]) if rows else None
+
+    # --- the inbox of acknowledged requests ---------------------------------
+
+    def journal(
+        self,
+        received_at: datetime,
+        dedupe_key: str,
+        window_start: datetime,
+        actor: str,
+        channel: str | None,
+        incident_id: int | None,
+        payload: str,
+        reply_url: str | None,
+    ) -> int | None:
+        """Record a request; None when the same one arrived since `window_start` (a repeat)."""
+        with self.transaction():
+            repeat = self.db.execute(
+                "SELECT 1 FROM inbox WHERE dedupe_key = ? AND received_at >= ? LIMIT 1",
+                [dedupe_key, iso(window_start)],
+            ).fetchone()
+            if repeat:
+                return None
+            row = {
+                "received_at": iso(received_at),
+                "dedupe_key": dedupe_key,
+                "actor": actor,
+                "channel": channel,
+                "incident_id": incident_id,
+                "payload": payload,
+                "reply_url": reply_url,
+                "done_at": None,
+            }
+            return int(self.db["inbox"].insert(row).last_pk)
+
+    def finish_request(self, inbox_id: int, at: datetime) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE inbox SET done_at = ? WHERE id = ? AND done_at IS NULL", [iso(at), inbox_id]
+            )
+
+    def unfinished_requests(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM inbox WHERE done_at IS NULL ORDER BY id")
 
     # --- reminders ----------------------------------------------------------
 

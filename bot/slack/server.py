@@ -11,6 +11,7 @@ import logging
 import re
 import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +26,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.webhook import WebhookClient
 
 from bot.bootstrap import Bot, build
 from bot.clock import Clock
@@ -144,12 +146,32 @@ def start_bot(
     executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
     app = create_app(bot, client, settings.slack_signing_secret, executor)
     scheduler.start()
+    threading.Thread(target=_recover, args=(bot,), name="recover", daemon=True).start()
     running = RunningBot(bot, app, scheduler, events_over_http=events_over_http, executor=executor)
     if port is not None:
         running.server = ThreadingHTTPServer((host, port), _handler_class(running))
         running.server.daemon_threads = True
         threading.Thread(target=running.server.serve_forever, name="http", daemon=True).start()
     return running
+
+
+def _recover(bot: Bot) -> None:
+    """After a crash: finish declarations that got no channel, then run every request that was
+    acknowledged but not finished. Runs beside start-up, so /healthz answers at once."""
+    try:
+        bot.handler.reopen_channels()
+        replayed = bot.handler.replay(_response_url_reply)
+        if replayed:
+            log.info("replayed %d acknowledged request(s) left unfinished by a crash", replayed)
+    except Exception:
+        log.exception("recovering unfinished requests failed")
+
+
+def _response_url_reply(url: str | None) -> Callable[[str], None] | None:
+    if not url:
+        return None
+    webhook = WebhookClient(url)
+    return lambda text: webhook.send(text=text, response_type="ephemeral")
 
 
 def _handler_class(running: RunningBot) -> type[BaseHTTPRequestHandler]:
@@ -168,6 +190,14 @@ def _handler_class(running: RunningBot) -> type[BaseHTTPRequestHandler]:
             path, _, query = self.path.partition("?")
             if path != EVENTS_PATH or not running.events_over_http:
                 self._send(404, {"error": "not found"})
+                return
+            if self.headers.get("X-Slack-Retry-Num"):
+                # Slack re-sends what it thinks timed out; the first delivery is already
+                # journaled and running, so acknowledge and do nothing
+                self.send_response(200)
+                self.send_header("X-Slack-No-Retry", "1")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
@@ -204,6 +234,9 @@ def serve(settings: Settings, http: bool, port: int) -> int:
     """`incident-bot serve`: Socket Mode when SLACK_APP_TOKEN is set (and not --http), else HTTP."""
     socket_mode = bool(settings.slack_app_token) and not http
     check_tokens(settings, http=not socket_mode)
+    if not settings.db.exists():
+        log.warning("no database at %s: creating a new, empty one", settings.db)
+        print(f"incident-bot: no database at {settings.db}; creating a new, empty one", flush=True)
     client = web_client(settings)
     try:
         client.auth_test()

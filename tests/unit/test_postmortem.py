@@ -136,10 +136,12 @@ def test_step_done_before_its_phase_and_late_and_skipped_steps(service, store, c
 
 def test_handoffs_of_the_same_role_keep_every_holder(service, store, clock, tmp_path):
     incident = _start(service)
+    holder = "ana"
     for user in ("ivy", "joe", "kim"):
         clock.advance(timedelta(minutes=10))
-        service.handoff(incident.id, "commander", user, "x")
+        service.handoff(incident.id, "commander", user, holder)
         service.accept(incident.id, user)
+        holder = user
     text = render_review(store, incident.id, "en").text
     rows = [line for line in text.splitlines() if line.startswith("| Response lead")]
     assert [r.split("|")[2].strip() for r in rows] == ["@ana", "@ivy", "@joe", "@kim"]
