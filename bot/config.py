@@ -19,7 +19,15 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # Only the documented variable names are read: no populate_by_name, which would
+    # also read generic names such as LANGUAGE or DB from the environment.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    @classmethod
+    def of(cls, **fields: object) -> Settings:
+        """Settings from field names (tests, embedding): `Settings.of(db=path)`."""
+        aliases = {name: info.validation_alias for name, info in cls.model_fields.items()}
+        return cls(**{str(aliases[name]): value for name, value in fields.items()})
 
     slack_bot_token: str | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
@@ -101,7 +109,7 @@ _ACCEPTS = {
 def load_settings(**overrides: object) -> Settings:
     """Read the settings, or raise SettingsError with one line per bad variable."""
     try:
-        return Settings(**overrides)
+        return Settings.of(**overrides)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

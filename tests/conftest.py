@@ -41,7 +41,7 @@ def service(store: Store, clock: FakeClock, catalog: Catalog) -> IncidentService
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
+    return Settings.of(
         db=tmp_path / "bot.db",
         drill_db=tmp_path / "drill.db",
         runbooks=shipped_runbooks_dir(),

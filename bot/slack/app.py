@@ -37,35 +37,47 @@ def create_app(
     handler = bot.handler
     handler.accepts_user = lambda user: bool(SLACK_USER.match(user))  # `@ben` is not a user here
 
+    def journaled(ack: Ack, payload: dict[str, Any], ctx: Context, reply_url: str | None) -> None:
+        """Journal, acknowledge, run: a crash after the ack still runs the request on restart."""
+        try:
+            inbox_id = handler.receive(payload, ctx, reply_url)
+        finally:
+            ack()
+        if inbox_id is None:
+            handler.repeat(ctx)
+        else:
+            handler.process(inbox_id, payload, ctx)
+
     @app.command("/incident")
     def incident_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
-        ack()
         text = command.get("text") or ""
         if not text.strip():
+            ack()
             modal = start_modal(handler.render, bot.catalog.all(), command["channel_id"])
             client.views_open(trigger_id=command["trigger_id"], view=modal)
             return
-        handler.handle(from_slack(text), _command_context(command, respond))
+        ctx = _command_context(command, respond)
+        journaled(ack, {"text": from_slack(text)}, ctx, command.get("response_url"))
 
     @app.action("accept_handoff")
     def accept_handoff(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
     ) -> None:
-        ack()
-        handler.handle("accept", _button_context(body, int(action["value"]), respond))
+        ctx = _button_context(body, int(action["value"]), respond)
+        journaled(ack, {"text": "accept"}, ctx, body.get("response_url"))
 
     @app.action("step_done")
     def step_done(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        ack()
         incident_id, _, step = action["selected_option"]["value"].partition(":")
-        handler.handle(f"done {step}", _button_context(body, int(incident_id), respond))
+        ctx = _button_context(body, int(incident_id), respond)
+        journaled(ack, {"text": f"done {step}"}, ctx, body.get("response_url"))
 
     @app.action("next_phase")
     def next_phase(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
     ) -> None:
-        ack()
-        handler.handle("next", _button_context(body, int(action["value"]), respond))
+        ctx = _button_context(body, int(action["value"]), respond)
+        journaled(ack, {"text": "next"}, ctx, body.get("response_url"))
 
     @app.action("post_update")
     def post_update_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
@@ -75,23 +87,20 @@ def create_app(
 
     @app.view("start_incident")
     def start_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        ack()
         values = view["state"]["values"]
-        words = [
-            selected(values, "runbook"),
-            selected(values, "severity"),
-            selected(values, "title"),
-        ]
-        text = "start " + " ".join(w for w in words if w)
-        channel = view.get("private_metadata") or None
-        handler.handle(text, Context(actor=body["user"]["id"], channel=channel))
+        ctx = Context(actor=body["user"]["id"], channel=view.get("private_metadata") or None)
+        declare = {  # structured: a title starting with "sev2" stays a title
+            "runbook": selected(values, "runbook") or "",
+            "severity": selected(values, "severity"),
+            "title": (selected(values, "title") or "").strip(),
+        }
+        journaled(ack, {"declare": declare}, ctx, None)
 
     @app.view("post_update")
     def update_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        ack()
         text = selected(view["state"]["values"], "text") or ""
-        incident_id = int(view["private_metadata"])
-        handler.handle(f"update {text}", Context(actor=body["user"]["id"], incident_id=incident_id))
+        ctx = Context(actor=body["user"]["id"], incident_id=int(view["private_metadata"]))
+        journaled(ack, {"text": f"update {text}"}, ctx, None)
 
     return app
 

@@ -13,7 +13,6 @@ import urllib.request
 
 import pytest
 
-from tests.fakeslack import FakeSlack
 from tests.slackreq import post, sign, slash_body
 
 SECRET = "serve-secret"
@@ -37,13 +36,6 @@ def _wait_healthy(url: str, proc: subprocess.Popen) -> dict:
     pytest.fail(f"serve exited early: {''.join(seen)}")
 
 
-@pytest.fixture
-def fake():
-    with FakeSlack() as fake:
-        fake.precreate("general", channel_id="C0")
-        yield fake
-
-
 def _env(tmp_path, fake, **extra) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INCIDENT_BOT_"))}
     env.update(
@@ -53,8 +45,8 @@ def _env(tmp_path, fake, **extra) -> dict[str, str]:
         INCIDENT_BOT_DB=str(tmp_path / "bot.db"),
         INCIDENT_BOT_POSTMORTEMS=str(tmp_path / "pm"),
         INCIDENT_BOT_CLOCK_SPEED="300",
-        **extra,
     )
+    env.update(extra)
     return env
 
 

@@ -74,7 +74,7 @@ def slack(tmp_path: Path):
     fake = FakeSlack()
     fake.precreate("general", channel_id="C0")
     fake.precreate("incidents", channel_id="CANNOUNCE")
-    settings = Settings(
+    settings = Settings.of(
         db=tmp_path / "bot.db",
         runbooks=shipped_runbooks_dir(),
         postmortems=tmp_path / "postmortems",
@@ -93,7 +93,7 @@ def slack(tmp_path: Path):
 
 def _declare(slack: Harness, text: str = "start service-outage sev1 Checkout is failing") -> str:
     answer = slack.answer(slack.command(text))
-    (created,) = slack.fake.wait_for("conversations.create")
+    (created,) = slack.fake.wait_for("conversations.create", lambda c: c.status == 200)
     channel = created.response["channel"]["id"]
     assert f"<#{channel}>" in answer
     return channel

@@ -25,7 +25,7 @@ GOLDEN = Path(__file__).parent.parent / "golden"
 
 
 def _demo_review(tmp_path: Path, language: str) -> str:
-    settings = Settings(
+    settings = Settings.of(
         drill_db=tmp_path / "demo.db",
         runbooks=shipped_runbooks_dir(),
         postmortems=tmp_path / "pm",
