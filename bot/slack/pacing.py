@@ -31,8 +31,11 @@ class Pacer:
         """Block until `channel` may take one more message; returns the seconds waited."""
         with self._lock:
             now = self._monotonic()
-            # the bucket is a moment in time: each message pushes it one interval forward
-            start = max(self._next_free.get(channel, now), now - self.interval * (self.burst - 1))
+            # The bucket is a moment in time: each message pushes it one interval forward,
+            # and it never lags more than a burst behind now (a new channel starts full).
+            start = max(
+                self._next_free.get(channel, float("-inf")), now - self.interval * (self.burst - 1)
+            )
             self._next_free[channel] = start + self.interval
             delay = max(0.0, start - now)
         if delay:

@@ -1,10 +1,26 @@
-"""Fixtures for end-to-end tests: a fake Slack Web API on loopback."""
+"""Fixtures for end-to-end tests: a fake Slack Web API on loopback, and the bot's
+real bolt app served over HTTP against it (`slack`)."""
 
 from __future__ import annotations
 
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.runbook import shipped_runbooks_dir
+from bot.slack.pacing import Pacer
+from bot.slack.server import RunningBot, start_bot
+from tests.conftest import START
 from tests.fakeslack import FakeSlack
+from tests.slackreq import post, sign, slash_body
+
+SECRET = "test-signing-secret"
 
 
 @pytest.fixture
@@ -12,3 +28,79 @@ def fake():
     with FakeSlack() as fake:
         fake.precreate("general", channel_id="C0")
         yield fake
+
+
+@dataclass
+class Harness:
+    fake: FakeSlack
+    running: RunningBot
+    clock: FakeClock
+    _names = itertools.count()
+
+    @property
+    def events_url(self) -> str:
+        return self.running.url + "/slack/events"
+
+    def send(self, body: bytes, timestamp: int | None = None, secret: str = SECRET) -> int:
+        headers = sign(secret, body, timestamp if timestamp is not None else int(time.time()))
+        status, _, _ = post(self.events_url, body, headers)
+        return status
+
+    def command(self, text: str, user: str = "U1", channel: str = "C0") -> str:
+        """Send `/incident text`; return the response_url name its private answers go to."""
+        name = f"r{next(self._names)}"
+        body = slash_body(
+            text, user_id=user, channel_id=channel, response_url=self.fake.response_url(name)
+        )
+        assert self.send(body) == 200
+        return name
+
+    def answer(self, name: str) -> str:
+        (call,) = self.fake.wait_for(f"response_url:{name}")
+        return call.args["text"]
+
+    def posted(self, channel: str, needle: str, count: int = 1) -> list[str]:
+        calls = self.fake.wait_for(
+            "chat.postMessage",
+            lambda c: c.args.get("channel") == channel and needle in (c.args.get("text") or ""),
+            count=count,
+        )
+        return [c.args["text"] for c in calls]
+
+    def plan_updated(self, needle: str) -> dict:
+        def has(call) -> bool:
+            return needle in json.dumps(call.args.get("blocks"), ensure_ascii=False)
+
+        return self.fake.wait_for("chat.update", has)[-1].args
+
+
+@pytest.fixture
+def slack(tmp_path: Path):
+    fake = FakeSlack()
+    fake.precreate("general", channel_id="C0")
+    fake.precreate("incidents", channel_id="CANNOUNCE")
+    settings = Settings.of(
+        db=tmp_path / "bot.db",
+        runbooks=shipped_runbooks_dir(),
+        postmortems=tmp_path / "postmortems",
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=fake.url,
+        announce_channel="CANNOUNCE",
+    )
+    clock = FakeClock(START)
+    running = start_bot(settings, clock=clock, port=0, host="127.0.0.1")
+    # Slack's pace (1 message/s per channel) is tested on its own; here it would only add seconds
+    running.bot.handler.chat.pacer = Pacer(interval=0.0)
+    harness = Harness(fake, running, clock)
+    yield harness
+    running.stop()
+    fake.close()
+
+
+def declare(slack: Harness, text: str = "start service-outage sev1 Checkout is failing") -> str:
+    answer = slack.answer(slack.command(text))
+    (created,) = slack.fake.wait_for("conversations.create", lambda c: c.status == 200)
+    channel = created.response["channel"]["id"]
+    assert f"<#{channel}>" in answer
+    return channel

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.e2e.test_slack_app import Harness, _declare, slack  # noqa: F401  (fixture)
+from tests.e2e.conftest import Harness, declare
 from tests.slackreq import block_action_body, post, sign, slash_body
 
 SETUP_METHODS = [
@@ -25,7 +25,7 @@ def test_incident_opens_and_every_message_arrives_when_slack_first_refuses(
 ):
     for method in SETUP_METHODS:
         slack.fake.fail(method, status=status, times=1, retry_after=0)
-    channel = _declare(slack)
+    channel = declare(slack)
     for needle in ("INC-1 declared", "Response lead (incident commander): <@U1>", "Phase 1/3"):
         slack.posted(channel, needle)
     slack.fake.wait_for("pins.add", lambda c: c.status == 200)
@@ -40,7 +40,7 @@ def test_a_courtesy_call_that_keeps_failing_is_said_once_and_does_not_stop_the_i
 ):
     slack.fake.fail("pins.add", error="not_pinnable", times=5)
     slack.fake.fail("conversations.setTopic", error="too_long", times=5)
-    channel = _declare(slack)
+    channel = declare(slack)
     (notice,) = slack.posted(channel, "conversations.setTopic (too_long)")
     assert notice.startswith(":warning: Some setup steps failed")
     slack.command("done 1.1", channel=channel)
@@ -50,7 +50,7 @@ def test_a_courtesy_call_that_keeps_failing_is_said_once_and_does_not_stop_the_i
 
 
 def test_a_double_clicked_button_moves_one_phase_only(slack: Harness):
-    channel = _declare(slack)
+    channel = declare(slack)
     for name in ("a", "b"):
         body = block_action_body(
             "next_phase",
@@ -74,7 +74,7 @@ def test_a_repeated_start_declares_one_incident(slack: Harness):
 
 
 def test_asking_for_status_twice_answers_twice(slack: Harness):
-    channel = _declare(slack)
+    channel = declare(slack)
     one, two = slack.command("status", channel=channel), slack.command("status", channel=channel)
     assert "INC-1" in slack.answer(one) and "INC-1" in slack.answer(two)
 

@@ -3,105 +3,23 @@ Web API calls out through the real slack_sdk WebClient to a fake Slack on loopba
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 import urllib.request
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.config import Settings
 from bot.reminders import run_until
-from bot.runbook import shipped_runbooks_dir
-from bot.slack.server import RunningBot, start_bot
 from tests.conftest import START
-from tests.fakeslack import FakeSlack
-from tests.slackreq import block_action_body, post, sign, slash_body, view_submission_body
-
-SECRET = "test-signing-secret"
-
-
-@dataclass
-class Harness:
-    fake: FakeSlack
-    running: RunningBot
-    clock: FakeClock
-    _names = itertools.count()
-
-    @property
-    def events_url(self) -> str:
-        return self.running.url + "/slack/events"
-
-    def send(self, body: bytes, timestamp: int | None = None, secret: str = SECRET) -> int:
-        headers = sign(secret, body, timestamp if timestamp is not None else int(time.time()))
-        status, _, _ = post(self.events_url, body, headers)
-        return status
-
-    def command(self, text: str, user: str = "U1", channel: str = "C0") -> str:
-        """Send `/incident text`; return the response_url name its private answers go to."""
-        name = f"r{next(self._names)}"
-        body = slash_body(
-            text, user_id=user, channel_id=channel, response_url=self.fake.response_url(name)
-        )
-        assert self.send(body) == 200
-        return name
-
-    def answer(self, name: str) -> str:
-        (call,) = self.fake.wait_for(f"response_url:{name}")
-        return call.args["text"]
-
-    def posted(self, channel: str, needle: str, count: int = 1) -> list[str]:
-        calls = self.fake.wait_for(
-            "chat.postMessage",
-            lambda c: c.args.get("channel") == channel and needle in (c.args.get("text") or ""),
-            count=count,
-        )
-        return [c.args["text"] for c in calls]
-
-    def plan_updated(self, needle: str) -> dict:
-        def has(call) -> bool:
-            return needle in json.dumps(call.args.get("blocks"), ensure_ascii=False)
-
-        return self.fake.wait_for("chat.update", has)[-1].args
-
-
-@pytest.fixture
-def slack(tmp_path: Path):
-    fake = FakeSlack()
-    fake.precreate("general", channel_id="C0")
-    fake.precreate("incidents", channel_id="CANNOUNCE")
-    settings = Settings.of(
-        db=tmp_path / "bot.db",
-        runbooks=shipped_runbooks_dir(),
-        postmortems=tmp_path / "postmortems",
-        slack_bot_token="xoxb-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=fake.url,
-        announce_channel="CANNOUNCE",
-    )
-    clock = FakeClock(START)
-    running = start_bot(settings, clock=clock, port=0, host="127.0.0.1")
-    harness = Harness(fake, running, clock)
-    yield harness
-    running.stop()
-    fake.close()
-
-
-def _declare(slack: Harness, text: str = "start service-outage sev1 Checkout is failing") -> str:
-    answer = slack.answer(slack.command(text))
-    (created,) = slack.fake.wait_for("conversations.create", lambda c: c.status == 200)
-    channel = created.response["channel"]["id"]
-    assert f"<#{channel}>" in answer
-    return channel
+from tests.e2e.conftest import Harness, declare
+from tests.slackreq import block_action_body, post, slash_body, view_submission_body
 
 
 def test_whole_incident_from_start_to_close(slack: Harness, tmp_path: Path):
     fake = slack.fake
-    channel = _declare(slack)
+    channel = declare(slack)
     assert fake.channels[channel] == "inc-20260115-1-checkout-is-failing"
     assert "U1" in fake.members(channel)
     assert "INC-1" in fake.topic(channel) and "Checkout is failing" in fake.topic(channel)
@@ -258,7 +176,7 @@ def test_bad_commands_get_a_private_answer_with_the_right_form(slack: Harness):
 
 
 def test_user_text_cannot_ping_the_channel_or_hide_a_link(slack: Harness):
-    channel = _declare(slack)
+    channel = declare(slack)
     # as Slack sends it with should_escape: @channel, a labelled link, an escaped &, a mention
     slack.command(
         "note <!channel> look <https://evil.example|your bank> R&amp;D <@U2|ben>", channel=channel
@@ -271,14 +189,14 @@ def test_user_text_cannot_ping_the_channel_or_hide_a_link(slack: Harness):
 
 
 def test_incident_titles_are_escaped_in_the_list_too(slack: Harness):
-    _declare(slack, "start service-outage sev2 <!everyone> checkout")
+    declare(slack, "start service-outage sev2 <!everyone> checkout")
     listing = slack.answer(slack.command("list"))
     assert "&lt;!everyone&gt; checkout" in listing and "<!everyone>" not in listing
     assert "<#C" in listing  # the channel is a link
 
 
 def test_plain_at_names_are_not_slack_users(slack: Harness):
-    channel = _declare(slack)
+    channel = declare(slack)
     answer = slack.answer(slack.command("assign tech-lead @ben", channel=channel))
     assert "`@ben` is not a person" in answer
     assert slack.running.bot.store.current_holders(1) == {"commander": "U1"}
@@ -292,7 +210,7 @@ def test_a_channel_slack_refuses_leaves_no_incident_behind(slack: Harness):
 
 
 def test_a_slack_failure_after_saving_is_reported_not_swallowed(slack: Harness):
-    channel = _declare(slack)
+    channel = declare(slack)
     slack.fake.fail("chat.postMessage", error="is_archived")
     answer = slack.answer(slack.command("mitigated", channel=channel))
     assert "Anything already saved stays saved" in answer
