@@ -27,6 +27,7 @@ class Bot:
     reminders: ReminderService
 
     def close(self) -> None:
+        self.reminders.close()
         self.store.close()
 
 
@@ -35,7 +36,13 @@ def runbook_folder(settings: Settings) -> Path:
     return settings.runbooks if settings.runbooks.is_dir() else shipped_runbooks_dir()
 
 
-def build(settings: Settings, clock: Clock, chat: ChatPort, store: Store | None = None) -> Bot:
+def build(
+    settings: Settings,
+    clock: Clock,
+    chat: ChatPort,
+    store: Store | None = None,
+    reminder_workers: int = 1,
+) -> Bot:
     store = store or Store(settings.db)
     catalog = Catalog(runbook_folder(settings))
     policy = Policy(settings.policy, admin_ids(settings))
@@ -47,7 +54,7 @@ def build(settings: Settings, clock: Clock, chat: ChatPort, store: Store | None 
         settings.timezone,
     )
     handler = CommandHandler(service, chat, settings.language, review)
-    reminders = ReminderService(store, clock, chat, handler.render)
+    reminders = ReminderService(store, clock, chat, handler.render, reminder_workers)
     reminders.after_post = (
         handler.refresh_plan
     )  # overdue steps and raised severity show in the plan

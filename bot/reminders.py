@@ -30,6 +30,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 
 
 AFTER_CLOSE = ("action", "upload")  # follow-ups outlive the incident
+# reminders after which the posted plan looks different (a step turned overdue, severity rose);
+# a phase reminder changes nothing there, so the plan is not redrawn after it
+PLAN_CHANGING = ("step", "overrun", "risk")
 ACTION_REMINDER_TIME = time(9, 0)  # on the due date, in the team's time zone
 
 
@@ -119,7 +123,12 @@ class Outgoing:
 
 
 class ReminderService:
-    def __init__(self, store: Store, clock: Clock, chat: ChatPort, render: Renderer) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, chat: ChatPort, render: Renderer, workers: int = 1
+    ) -> None:
+        self._pool = (
+            ThreadPoolExecutor(workers, thread_name_prefix="remind") if workers > 1 else None
+        )
         self.store = store
         self.clock = clock
         self.chat = chat
@@ -128,13 +137,22 @@ class ReminderService:
         self.after_post: Callable[[int], None] = lambda incident_id: None
 
     def fire_due(self) -> int:
-        """Post every reminder due by now; returns how many were posted."""
+        """Post every reminder due by now; returns how many were posted.
+
+        With `workers` > 1 the posts of one batch go out in parallel (the database work
+        stays serialised by the store; the waiting on Slack does not)."""
         now = self.clock.now()
         posted = 0
         while batch := self.store.due_reminders(now):
-            for reminder in batch:
-                posted += self._fire(reminder, now)
+            if self._pool is None or len(batch) == 1:
+                posted += sum(self._fire(reminder, now) for reminder in batch)
+            else:
+                posted += sum(self._pool.map(lambda r: self._fire(r, now), batch))
         return posted
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def recover(self) -> int:
         """At start-up: rows left in `sending` by a crash become `unknown` (see module doc)."""
@@ -182,6 +200,8 @@ class ReminderService:
             self.store.set_reminder_state(reminder.id, "failed", self.clock.now())
             return False
         self.store.set_reminder_state(reminder.id, "sent", self.clock.now())
+        if reminder.kind not in PLAN_CHANGING:
+            return True
         try:
             self.after_post(reminder.incident_id)
         except Exception:  # a cosmetic follow-up never undoes a sent reminder

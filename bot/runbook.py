@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -230,7 +231,14 @@ class Runbook(_Model):
 
     @classmethod
     def from_snapshot(cls, text: str) -> Runbook:
-        return cls.model_validate(json.loads(text))
+        """The runbook an incident started from; parsed once per distinct snapshot (models are
+        frozen, so incidents of one runbook version share one object)."""
+        return _parse_snapshot(text)
+
+
+@lru_cache(maxsize=128)
+def _parse_snapshot(text: str) -> Runbook:
+    return Runbook.model_validate(json.loads(text))
 
 
 # --- loading and validation ------------------------------------------------

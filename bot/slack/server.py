@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 MAX_BODY = 1_000_000
+REMINDER_THREADS = 8  # reminders due at once are posted in parallel
 LISTENER_THREADS = 16  # commands in flight at once; posting may wait on Slack's pace
 
 
@@ -140,7 +141,7 @@ def start_bot(
     store = Store(settings.db)
     clock = clock or persisted_clock(store, settings.clock_speed)
     chat = SlackChat(client, settings.language, settings.announce_channel)
-    bot = build(settings, clock, chat, store=store)
+    bot = build(settings, clock, chat, store=store, reminder_workers=REMINDER_THREADS)
     scheduler = ReminderScheduler(bot.reminders, clock)
     bot.handler.after_change = scheduler.poke
     executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
