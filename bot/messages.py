@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Environment, StrictUndefined
 
 from bot.durations import format_duration
 
@@ -38,10 +37,11 @@ def _dur(delta: timedelta | None) -> str:
 
 
 @cache
-def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
-    )
+def _environment() -> Environment:
+    # Not sandboxed: these catalogs ship with the bot, and user text only ever arrives as
+    # values, which Jinja prints and never evaluates. (Postmortem templates a team
+    # supplies are rendered in a sandbox; see postmortem.py.)
+    env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
     env.filters["hm"] = _hm
     env.filters["dur"] = _dur
     return env

@@ -17,6 +17,14 @@ marked `unknown` and not posted again. The cost is that a reminder may be lost
 when the process dies inside that millisecond window; the next reminder of the
 series (which lists the same open and overdue steps) follows at its usual
 time. A lost reminder is recoverable; a duplicate page at 3 a.m. erodes trust.
+Rows are claimed a chunk of incidents at a time (`CHUNK`), and the next chunk is
+claimed while the previous one is posted, so a crash can leave at most two
+chunks' worth in `sending`; with a handful of incidents that is only what fell
+due that moment.
+
+One message per incident. What falls due at once for one incident (a phase
+reminder and a step deadline on the same minute; everything missed while the
+bot was down) goes out as one message, the most urgent part first.
 
 No burst. Only the next reminder of a phase series exists as a row. When it
 fires late (the bot was down), the following one is placed at the next slot
@@ -30,7 +38,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -115,11 +123,33 @@ def _arm_steps(
 # --- firing --------------------------------------------------------------------
 
 
+CHUNK = 64  # incidents whose due reminders are claimed per transaction (and at risk in a crash)
+# in one message, the most urgent first (what is due at once for one incident is posted once)
+ORDER = {"overrun": 0, "risk": 1, "phase": 2, "step": 3, "postmortem": 4, "action": 5}
+
+
 @dataclass(frozen=True)
 class Outgoing:
     channel: str | None
     text: str
     user: str | None = None  # a direct message instead of the channel
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A reminder committed as `sending`, with what it says."""
+
+    reminder: Reminder
+    outgoing: Outgoing
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """Claimed reminders on their way: skipped ones, and each message with its outcome."""
+
+    skipped: list[_Claim]
+    messages: list[list[_Claim]]
+    outcomes: list[Future[tuple[bool, datetime]]]
 
 
 class ReminderService:
@@ -139,15 +169,23 @@ class ReminderService:
     def fire_due(self) -> int:
         """Post every reminder due by now; returns how many were posted.
 
-        With `workers` > 1 the posts of one batch go out in parallel (the database work
-        stays serialised by the store; the waiting on Slack does not)."""
+        Due rows are taken a chunk at a time: one transaction claims them (`sending`)
+        and writes their events; the messages go out, one per incident and recipient,
+        in parallel with `workers` > 1, while the next chunk is claimed; one
+        transaction records their outcome. Few, short holds of the store's lock keep
+        commands quick meanwhile."""
         now = self.clock.now()
         posted = 0
-        while batch := self.store.due_reminders(now):
-            if self._pool is None or len(batch) == 1:
-                posted += sum(self._fire(reminder, now) for reminder in batch)
-            else:
-                posted += sum(self._pool.map(lambda r: self._fire(r, now), batch))
+        in_flight: _Delivery | None = None
+        while batch := self.store.due_reminders(now, limit=CHUNK):
+            for reminder in (r for r in batch if r.kind == "upload"):
+                posted += self._upload(reminder, now)
+            delivery = self._send(self._claim([r for r in batch if r.kind != "upload"], now))
+            if in_flight is not None:
+                posted += self._finish(in_flight)
+            in_flight = delivery
+        if in_flight is not None:
+            posted += self._finish(in_flight)
         return posted
 
     def close(self) -> None:
@@ -167,46 +205,93 @@ class ReminderService:
             )
         return len(interrupted)
 
-    def _fire(self, reminder: Reminder, now: datetime) -> bool:
+    def _upload(self, reminder: Reminder, now: datetime) -> bool:
         current_incident.set(f"INC-{reminder.incident_id}")
-        if reminder.kind == "upload":
-            if not self.store.set_reminder_state(reminder.id, "sending", now, expect="pending"):
-                return False
-            uploaded = upload_review(self.store, self.chat, self.render, reminder.incident_id, now)
-            self.store.set_reminder_state(reminder.id, "sent" if uploaded else "failed", now)
-            return uploaded
+        if not self.store.set_reminder_state(reminder.id, "sending", now, expect="pending"):
+            return False
+        uploaded = upload_review(self.store, self.chat, self.render, reminder.incident_id, now)
+        self.store.set_reminder_state(reminder.id, "sent" if uploaded else "failed", now)
+        return uploaded
+
+    def _claim(self, batch: list[Reminder], now: datetime) -> list[_Claim]:
+        """Commit each row as `sending` with its events and next row; skip what no longer
+        applies. A reminder whose decision fails is marked `failed`, the others go on."""
+        claims: list[_Claim] = []
         with self.store.transaction():
-            if not self.store.set_reminder_state(reminder.id, "sending", now, expect="pending"):
-                return False  # another worker took it
-            incident = self.store.incident(reminder.incident_id)
-            outgoing = self._decide(reminder, incident, now) if incident else None
-            if outgoing is None:
-                self.store.set_reminder_state(reminder.id, "skipped", now)
-                return False
-        # committed as `sending`: from here on it is never posted again. A close that
-        # landed in between wins (narrows, not closes, the window; see module doc)
-        latest = self.store.incident(reminder.incident_id)
-        if latest is not None and latest.is_closed and reminder.kind not in AFTER_CLOSE:
-            self.store.set_reminder_state(reminder.id, "skipped", now)
-            return False
-        try:
-            if outgoing.user:
-                self.chat.notify(outgoing.user, outgoing.text)
+            for reminder in batch:
+                if not self.store.set_reminder_state(reminder.id, "sending", now, expect="pending"):
+                    continue  # another process took it
+                current_incident.set(f"INC-{reminder.incident_id}")
+                try:
+                    with self.store.savepoint():
+                        incident = self.store.incident(reminder.incident_id)
+                        outgoing = self._decide(reminder, incident, now) if incident else None
+                except Exception:
+                    log.exception("reminder %s of INC-%s", reminder.id, reminder.incident_id)
+                    self.store.set_reminder_state(reminder.id, "failed", now)
+                    continue
+                if outgoing is None:
+                    self.store.set_reminder_state(reminder.id, "skipped", now)
+                else:
+                    claims.append(_Claim(reminder, outgoing))
+        return claims
+
+    def _send(self, claims: list[_Claim]) -> _Delivery:
+        """Start posting the claimed reminders: one message per incident and recipient."""
+        # committed as `sending`: from here on none is posted again. A close that landed
+        # in between wins (narrows, not closes, the window; see module doc)
+        closed = self.store.closed_incidents({c.reminder.incident_id for c in claims})
+        skipped = [c for c in claims if c.reminder.incident_id in closed and not _after_close(c)]
+        skipped_ids = {c.reminder.id for c in skipped}
+        groups: dict[tuple[int, str | None, str | None], list[_Claim]] = {}
+        for claim in claims:
+            if claim.reminder.id not in skipped_ids:
+                key = (claim.reminder.incident_id, claim.outgoing.channel, claim.outgoing.user)
+                groups.setdefault(key, []).append(claim)
+        messages = [sorted(g, key=lambda c: ORDER.get(c.reminder.kind, 9)) for g in groups.values()]
+        outcomes: list[Future[tuple[bool, datetime]]] = []
+        for message in messages:
+            if self._pool is not None:
+                outcomes.append(self._pool.submit(self._post, message))
             else:
-                assert outgoing.channel
-                self.chat.post(outgoing.channel, outgoing.text)
-        except Exception:
-            log.exception("posting reminder %s of INC-%s failed", reminder.id, reminder.incident_id)
-            self.store.set_reminder_state(reminder.id, "failed", self.clock.now())
-            return False
-        self.store.set_reminder_state(reminder.id, "sent", self.clock.now())
-        if reminder.kind not in PLAN_CHANGING:
-            return True
+                done: Future[tuple[bool, datetime]] = Future()
+                done.set_result(self._post(message))
+                outcomes.append(done)
+        return _Delivery(skipped, messages, outcomes)
+
+    def _finish(self, delivery: _Delivery) -> int:
+        """Wait for a delivery's posts, record every row's outcome at once; returns posted."""
+        states = [(c.reminder.id, "skipped", self.clock.now()) for c in delivery.skipped]
+        sent: list[list[_Claim]] = []
+        for message, outcome in zip(delivery.messages, delivery.outcomes, strict=True):
+            ok, at = outcome.result()
+            states += [(c.reminder.id, "sent" if ok else "failed", at) for c in message]
+            if ok:
+                sent.append(message)
+        self.store.set_reminder_states(states)
+        for message in sent:
+            if any(c.reminder.kind in PLAN_CHANGING for c in message):
+                try:
+                    self.after_post(message[0].reminder.incident_id)
+                except Exception:  # a cosmetic follow-up never undoes a sent reminder
+                    log.exception("after reminders of INC-%s", message[0].reminder.incident_id)
+        return sum(len(m) for m in sent)
+
+    def _post(self, message: list[_Claim]) -> tuple[bool, datetime]:
+        first = message[0]
+        current_incident.set(f"INC-{first.reminder.incident_id}")
+        text = "\n\n".join(c.outgoing.text for c in message)
         try:
-            self.after_post(reminder.incident_id)
-        except Exception:  # a cosmetic follow-up never undoes a sent reminder
-            log.exception("after posting reminder %s", reminder.id)
-        return True
+            if first.outgoing.user:
+                self.chat.notify(first.outgoing.user, text)
+            else:
+                assert first.outgoing.channel
+                self.chat.post(first.outgoing.channel, text)
+        except Exception:
+            ids = ", ".join(str(c.reminder.id) for c in message)
+            log.exception("posting reminder(s) %s of %s failed", ids, first.reminder.incident_id)
+            return False, self.clock.now()
+        return True, self.clock.now()
 
     def _decide(self, reminder: Reminder, incident: Incident, now: datetime) -> Outgoing | None:
         """Whether the reminder still applies, its text, and its side effects (events, next row)."""
@@ -345,6 +430,10 @@ class ReminderService:
             return None
         self.store.change_severity(incident.id, target, incident.severity, now, "bot", "escalation")
         return target
+
+
+def _after_close(claim: _Claim) -> bool:
+    return claim.reminder.kind in AFTER_CLOSE
 
 
 def run_until(reminders: ReminderService, clock: FakeClock, target: datetime) -> int:

@@ -241,6 +241,21 @@ class Store:
                     conn.execute("ROLLBACK")
                 raise
 
+    @contextmanager
+    def savepoint(self) -> Iterator[Store]:
+        """Inside a transaction: undo only this block's writes when it raises."""
+        with self._lock:
+            conn = self.db.conn
+            assert conn.in_transaction, "a savepoint lives inside transaction()"
+            conn.execute("SAVEPOINT block")
+            try:
+                yield self
+            except BaseException:
+                conn.execute("ROLLBACK TO block")
+                conn.execute("RELEASE block")
+                raise
+            conn.execute("RELEASE block")
+
     def _migrate(self) -> None:
         with self.transaction():
             app_id = self.db.execute("PRAGMA application_id").fetchone()[0]
@@ -288,6 +303,17 @@ class Store:
         )
         return _incident(rows[0]) if rows else None
 
+    def closed_incidents(self, incident_ids: set[int]) -> set[int]:
+        """Which of these incidents are closed (one query for a batch of reminders)."""
+        if not incident_ids:
+            return set()
+        marks = ",".join("?" * len(incident_ids))
+        rows = self._rows(
+            f"SELECT id FROM incidents WHERE status = 'closed' AND id IN ({marks})",
+            list(incident_ids),
+        )
+        return {r["id"] for r in rows}
+
     def incidents(self, include_closed: bool = False) -> list[Incident]:
         where = "" if include_closed else "WHERE status != 'closed'"
         return [_incident(r) for r in self._rows(f"SELECT * FROM incidents {where} ORDER BY id")]
@@ -327,8 +353,14 @@ class Store:
             "text": text,
             "data": json.dumps(data, ensure_ascii=False, default=str),
         }
-        with self.transaction():
-            event_id = int(self.db["events"].insert(row).last_pk)
+        with self.transaction():  # plain SQL: the busiest insert of all
+            event_id = int(
+                self.db.execute(
+                    "INSERT INTO events (incident_id, at, actor, kind, text, data) "
+                    "VALUES (:incident_id, :at, :actor, :kind, :text, :data)",
+                    row,
+                ).lastrowid
+            )
         return Event(
             id=event_id,
             incident_id=incident_id,
@@ -593,10 +625,15 @@ class Store:
             )
 
     def due_reminders(self, now: datetime, limit: int = 500) -> list[Reminder]:
+        """Pending rows due by `now` of the `limit` incidents waiting longest, every due row
+        of each: what fell due for one incident (say, while the bot was down) goes together."""
         rows = self._rows(
-            "SELECT * FROM reminders WHERE state = 'pending' AND due_at <= ? "
-            "ORDER BY due_at, id LIMIT ?",
-            [iso(now), limit],
+            "SELECT * FROM reminders WHERE state = 'pending' AND due_at <= :now "
+            "AND incident_id IN (SELECT incident_id FROM reminders "
+            "WHERE state = 'pending' AND due_at <= :now "
+            "GROUP BY incident_id ORDER BY MIN(due_at), MIN(id) LIMIT :limit) "
+            "ORDER BY due_at, id",
+            {"now": iso(now), "limit": limit},
         )
         return [_reminder(r) for r in rows]
 
@@ -623,6 +660,14 @@ class Store:
         with self.transaction():
             return self.db.execute(sql, params).rowcount == 1
 
+    def set_reminder_states(self, states: list[tuple[int, str, datetime]]) -> None:
+        """Record many outcomes (reminder id, state, when) in one transaction."""
+        with self.transaction():
+            self.db.conn.executemany(
+                "UPDATE reminders SET state = ?, done_at = ? WHERE id = ?",
+                [(state, iso(at), reminder_id) for reminder_id, state, at in states],
+            )
+
     def reschedule_reminder(self, reminder_id: int, due_at: datetime) -> None:
         with self.transaction():
             self.db.execute(
@@ -645,7 +690,9 @@ class Store:
 
     # --- helpers ------------------------------------------------------------
 
-    def _rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    def _rows(
+        self, sql: str, params: list[Any] | dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         with self._lock:
             cursor = self.db.execute(sql, params or [])
             names = [d[0] for d in cursor.description]

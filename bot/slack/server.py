@@ -35,6 +35,7 @@ from bot.persistence_clock import persisted_clock
 from bot.reminders import ReminderScheduler
 from bot.slack.app import create_app
 from bot.slack.chat import SlackChat
+from bot.slack.plan_redraws import PlanRedraws
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,17 @@ HEALTH_PATH = "/healthz"
 MAX_BODY = 1_000_000
 REMINDER_THREADS = 8  # reminders due at once are posted in parallel
 LISTENER_THREADS = 16  # commands in flight at once; posting may wait on Slack's pace
+
+
+class SlackHTTPServer(ThreadingHTTPServer):
+    """A thread per request, and a listen queue deep enough for a burst of commands.
+
+    socketserver's default queue of 5 makes the kernel drop connections when 50
+    people (or Slack's retries) arrive at once; a dropped SYN is retried after a
+    second, which is a second off Slack's 3 s budget."""
+
+    daemon_threads = True
+    request_queue_size = 128
 
 
 class StartupError(Exception):
@@ -101,6 +113,7 @@ class RunningBot:
     # so nobody on the network can post unsigned commands to /slack/events
     events_over_http: bool = True
     executor: ThreadPoolExecutor | None = None
+    plan_redraws: PlanRedraws | None = None
 
     @property
     def url(self) -> str:
@@ -125,6 +138,8 @@ class RunningBot:
         if self.executor is not None:
             self.executor.shutdown(wait=True)
         self.scheduler.shutdown()
+        if self.plan_redraws is not None:
+            self.plan_redraws.stop()
         self.bot.close()
 
 
@@ -144,14 +159,18 @@ def start_bot(
     bot = build(settings, clock, chat, store=store, reminder_workers=REMINDER_THREADS)
     scheduler = ReminderScheduler(bot.reminders, clock)
     bot.handler.after_change = scheduler.poke
+    plan_redraws = PlanRedraws(bot.handler.refresh_plan)
+    bot.reminders.after_post = plan_redraws.mark  # reminders stay on time; the picture follows
+    plan_redraws.start()
     executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
     app = create_app(bot, client, settings.slack_signing_secret, executor)
     scheduler.start()
     threading.Thread(target=_recover, args=(bot,), name="recover", daemon=True).start()
-    running = RunningBot(bot, app, scheduler, events_over_http=events_over_http, executor=executor)
+    running = RunningBot(
+        bot, app, scheduler, events_over_http, executor=executor, plan_redraws=plan_redraws
+    )
     if port is not None:
-        running.server = ThreadingHTTPServer((host, port), _handler_class(running))
-        running.server.daemon_threads = True
+        running.server = SlackHTTPServer((host, port), _handler_class(running))
         threading.Thread(target=running.server.serve_forever, name="http", daemon=True).start()
     return running
 

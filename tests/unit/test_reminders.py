@@ -205,3 +205,33 @@ def test_many_incidents_each_get_their_reminders_once(store, clock, chat, drill_
             per_channel[channel] = per_channel.get(channel, 0) + 1
     assert per_channel == {f"C{n}": 2 for n in range(200)}
     assert store.reminders(state="sending") == []
+
+
+def test_what_falls_due_at_once_for_one_incident_goes_out_as_one_message_most_urgent_first(
+    svc, reminders, clock, chat, store
+):
+    incident = _declare(svc)
+    run_until(reminders, clock, START + timedelta(minutes=29))
+    before = len(chat.posts)
+    run_until(reminders, clock, START + timedelta(minutes=30))  # the 30m slot and the overrun
+    (text,) = _sent(chat, before)
+    assert text.startswith(":rotating_light: *Phase one is past its 30m target.*")
+    assert text.count(":alarm_clock:") == 1 and "30m of 30m" in text
+    due_at_30 = [
+        r for r in store.reminders(incident.id) if r.due_at == START + timedelta(minutes=30)
+    ]
+    assert {r.kind: r.state for r in due_at_30} == {"phase": "sent", "overrun": "sent"}
+
+
+def test_a_reminder_that_cannot_be_worked_out_fails_alone_and_leaves_no_half_record(
+    svc, reminders, clock, chat, store
+):
+    broken, healthy = _declare(svc), _declare(svc)
+    svc.set_channel(healthy.id, "C2")
+    store.update_incident(broken.id, runbook_snapshot="phases: [unclosed")  # a hand-edited row
+    events_before = len(store.events(broken.id))
+    run_until(reminders, clock, START + timedelta(minutes=10))
+    assert [c for c, t in chat.posts if ":alarm_clock:" in t] == ["C2"]
+    assert {r.state for r in store.reminders(broken.id) if r.done_at} == {"failed"}
+    assert len(store.events(broken.id)) == events_before  # no reminder event, no next row
+    assert not [r for r in store.reminders(broken.id) if r.kind == "phase" and r.seq == 2]
