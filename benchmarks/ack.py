@@ -234,9 +234,9 @@ def run(quick: bool, workdir: Path) -> Outcome:
             outcome.notes.append(
                 "ack: the kernel dropped connections from full listen queues during the runs "
                 f"(TcpExt ListenOverflows: bot {overflows['bot']:,}, bare {overflows['bare']:,}). "
-                "Both servers are http.server.ThreadingHTTPServer, whose listen backlog is "
-                "socketserver's default request_queue_size = 5: with 50 connections at once, "
-                "dropped SYNs are retried after 1 s (the ~1 s p99) or reset."
+                "Dropped SYNs are retried after 1 s or reset; both servers are "
+                "bot.slack.server.SlackHTTPServer with a listen queue of 128, so look at "
+                "what else ran on the machine."
             )
     finally:
         if loadgen is not None:

@@ -62,6 +62,8 @@ class CommandHandler:
         self.render = Renderer(language, mention=chat.mention, escape=chat.escape)
         self.review = review
         self.after_change: Callable[[], None] = lambda: None  # e.g. re-arm the reminder alarm
+        # the posted plan no longer matches the record: redraw now, or (Slack) when paced
+        self.plan_changed: Callable[[int], None] = self.refresh_plan
         # which mentioned ids are real users: the terminal takes any @name, Slack only <@U…>
         self.accepts_user: Callable[[str], bool] = lambda user: True
 
@@ -179,7 +181,7 @@ class CommandHandler:
             if incident.channel:
                 self.chat.post(incident.channel, text, self._buttons(event, incident))
             self._follow_up(event, incident)
-        self.refresh_plan(incident.id)
+        self.plan_changed(incident.id)
         return Result(incident=incident, change=change)
 
     def refresh_plan(self, incident_id: int) -> None:

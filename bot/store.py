@@ -584,17 +584,12 @@ class Store:
             ).fetchone()
             if repeat:
                 return None
-            row = {
-                "received_at": iso(received_at),
-                "dedupe_key": dedupe_key,
-                "actor": actor,
-                "channel": channel,
-                "incident_id": incident_id,
-                "payload": payload,
-                "reply_url": reply_url,
-                "done_at": None,
-            }
-            return int(self.db["inbox"].insert(row).last_pk)
+            cursor = self.db.execute(  # plain SQL: this runs before every acknowledgement
+                "INSERT INTO inbox (received_at, dedupe_key, actor, channel, incident_id, "
+                "payload, reply_url) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [iso(received_at), dedupe_key, actor, channel, incident_id, payload, reply_url],
+            )
+            return int(cursor.lastrowid)
 
     def finish_request(self, inbox_id: int, at: datetime) -> None:
         with self.transaction():

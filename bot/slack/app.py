@@ -1,14 +1,16 @@
 """The bolt app: every Slack listener, registered in this one place.
 
-Each listener acknowledges first (Slack allows 3 s), then makes one call into
-the shared command handler (`bot/dispatch.py`), which runs the engine and posts
-the results. `/incident handoff ROLE @user` arrives in `incident_command` like
-every other verb and is routed by `dispatch._HANDLERS["handoff"]`.
+Each listener journals the request and acknowledges it (Slack allows 3 s), then
+hands one call into the shared command handler (`bot/dispatch.py`) to a worker
+pool, which runs the engine and posts the results. `/incident handoff ROLE @user`
+arrives in `incident_command` like every other verb and is routed by
+`dispatch._HANDLERS["handoff"]`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,14 +20,23 @@ from slack_sdk import WebClient
 from bot.bootstrap import Bot
 from bot.dispatch import Context
 from bot.slack.blocks import selected, start_modal, update_modal
+from bot.slack.priority import RequestsFirst
 from bot.slack.text import SLACK_USER, from_slack
 
 log = logging.getLogger(__name__)
 
 
 def create_app(
-    bot: Bot, client: WebClient, signing_secret: str | None, executor: ThreadPoolExecutor
+    bot: Bot,
+    client: WebClient,
+    signing_secret: str | None,
+    executor: ThreadPoolExecutor,
+    work: ThreadPoolExecutor,
+    priority: RequestsFirst,
 ) -> App:
+    """`executor` runs listeners (journal and ack: quick); `work` runs what follows the ack
+    once no request is waiting for its own (see priority.py), so a burst of commands is
+    acknowledged first and carried out right after."""
     app = App(
         client=client,
         listener_executor=executor,  # ours, so shutdown can wait for commands in flight
@@ -44,9 +55,9 @@ def create_app(
         finally:
             ack()
         if inbox_id is None:
-            handler.repeat(ctx)
+            work.submit(_after_ack, priority, handler.repeat, ctx)
         else:
-            handler.process(inbox_id, payload, ctx)
+            work.submit(_after_ack, priority, handler.process, inbox_id, payload, ctx)
 
     @app.command("/incident")
     def incident_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
@@ -103,6 +114,15 @@ def create_app(
         journaled(ack, {"text": f"update {text}"}, ctx, None)
 
     return app
+
+
+def _after_ack(priority: RequestsFirst, work: Callable[..., object], *args: object) -> None:
+    """Run after-the-ack work once requests are answered; a failure is logged (the pool
+    would keep it to itself)."""
+    try:
+        priority.run(work, *args)
+    except Exception:
+        log.exception("processing a request failed")
 
 
 def _command_context(command: dict[str, Any], respond: Respond) -> Context:

@@ -1,12 +1,11 @@
-"""Redrawing pinned plans after reminders: coalesced, paced, off the reminder path.
+"""Redrawing pinned plans: coalesced, paced, off the path of commands and reminders.
 
-A step turning overdue or a raised severity changes how the pinned plan looks,
-but it is the reminder itself that people need on time. So a reminder only
-marks its incident's plan as stale; one background thread redraws stale plans,
-each once however many reminders marked it meanwhile, oldest first, within
-Slack's pace for chat.update (Tier 3: about 50 a minute for the workspace).
-Commands still redraw at once, in the request that changed the plan
-(`CommandHandler.publish`).
+A step done or overdue, a new role holder or a raised severity changes how the
+pinned plan looks, but it is the command's answer and the reminder that people
+need at once. So both only mark the incident's plan as stale; one background
+thread redraws stale plans, each once however often it was marked meanwhile,
+oldest first, within Slack's pace for chat.update (Tier 3: about 50 a minute).
+A lone change is drawn at once; a burst of 50 commands becomes a few redraws.
 """
 
 from __future__ import annotations

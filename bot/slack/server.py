@@ -13,7 +13,7 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -36,6 +36,7 @@ from bot.reminders import ReminderScheduler
 from bot.slack.app import create_app
 from bot.slack.chat import SlackChat
 from bot.slack.plan_redraws import PlanRedraws
+from bot.slack.priority import RequestsFirst
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 MAX_BODY = 1_000_000
 REMINDER_THREADS = 8  # reminders due at once are posted in parallel
-LISTENER_THREADS = 16  # commands in flight at once; posting may wait on Slack's pace
+LISTENER_THREADS = 16  # requests being journaled and acknowledged at once
+WORK_THREADS = 16  # commands being carried out at once; posting may wait on Slack's pace
 
 
 class SlackHTTPServer(ThreadingHTTPServer):
@@ -88,12 +90,23 @@ class _ServerErrors(ServerErrorRetryHandler):
         return response is not None and response.status_code >= 500
 
 
-def web_client(settings: Settings) -> WebClient:
+class SlackWebClient(WebClient):
+    """slack-sdk's WebClient that lets acknowledgements go first before each call
+    (`RequestsFirst.pause`: background work only)."""
+
+    before_call: Callable[[], object] = staticmethod(lambda: None)
+
+    def api_call(self, *args: Any, **kwargs: Any) -> Any:
+        self.before_call()
+        return super().api_call(*args, **kwargs)
+
+
+def web_client(settings: Settings) -> SlackWebClient:
     """A WebClient that retries 429 (after Retry-After), 5xx and dropped connections."""
     kwargs: dict[str, Any] = {"token": settings.slack_bot_token}
     if settings.slack_api_url:
         kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
-    client = WebClient(**kwargs)
+    client = SlackWebClient(**kwargs)
     backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)  # 0.5 s, 1 s, 2 s
     client.retry_handlers = [
         ConnectionErrorRetryHandler(max_retry_count=3, interval_calculator=backoff),
@@ -113,7 +126,9 @@ class RunningBot:
     # so nobody on the network can post unsigned commands to /slack/events
     events_over_http: bool = True
     executor: ThreadPoolExecutor | None = None
+    work: ThreadPoolExecutor | None = None
     plan_redraws: PlanRedraws | None = None
+    priority: RequestsFirst = field(default_factory=RequestsFirst)
 
     @property
     def url(self) -> str:
@@ -135,8 +150,9 @@ class RunningBot:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
-        if self.executor is not None:
-            self.executor.shutdown(wait=True)
+        for pool in (self.executor, self.work):  # listeners first: they feed the work pool
+            if pool is not None:
+                pool.shutdown(wait=True)
         self.scheduler.shutdown()
         if self.plan_redraws is not None:
             self.plan_redraws.stop()
@@ -159,15 +175,29 @@ def start_bot(
     bot = build(settings, clock, chat, store=store, reminder_workers=REMINDER_THREADS)
     scheduler = ReminderScheduler(bot.reminders, clock)
     bot.handler.after_change = scheduler.poke
-    plan_redraws = PlanRedraws(bot.handler.refresh_plan)
-    bot.reminders.after_post = plan_redraws.mark  # reminders stay on time; the picture follows
+    priority = RequestsFirst()
+    if isinstance(client, SlackWebClient):
+        client.before_call = priority.pause
+    plan_redraws = PlanRedraws(
+        lambda incident_id: priority.run(bot.handler.refresh_plan, incident_id)
+    )
+    # commands and reminders stay quick; the pinned picture follows at chat.update's pace
+    bot.reminders.after_post = bot.handler.plan_changed = plan_redraws.mark
     plan_redraws.start()
     executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
-    app = create_app(bot, client, settings.slack_signing_secret, executor)
+    work = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="work")
+    app = create_app(bot, client, settings.slack_signing_secret, executor, work, priority)
     scheduler.start()
     threading.Thread(target=_recover, args=(bot,), name="recover", daemon=True).start()
     running = RunningBot(
-        bot, app, scheduler, events_over_http, executor=executor, plan_redraws=plan_redraws
+        bot,
+        app,
+        scheduler,
+        events_over_http,
+        executor=executor,
+        work=work,
+        plan_redraws=plan_redraws,
+        priority=priority,
     )
     if port is not None:
         running.server = SlackHTTPServer((host, port), _handler_class(running))
@@ -223,10 +253,11 @@ def _handler_class(running: RunningBot) -> type[BaseHTTPRequestHandler]:
             if length > MAX_BODY:
                 self._send(413, {"error": "too large"})
                 return
-            body = self.rfile.read(length).decode("utf-8", errors="replace")
-            response = running.app.dispatch(
-                BoltRequest(body=body, query=query, headers=self.headers)
-            )
+            with running.priority.request():
+                body = self.rfile.read(length).decode("utf-8", errors="replace")
+                response = running.app.dispatch(
+                    BoltRequest(body=body, query=query, headers=self.headers)
+                )
             self.send_response(response.status)
             for name, values in response.headers.items():
                 for value in values:

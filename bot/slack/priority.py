@@ -1,0 +1,79 @@
+"""Acknowledging Slack comes first: background work waits while requests are arriving.
+
+Slack gives an app 3 s to acknowledge a command; the people who typed it notice
+far less. Python runs one thread at a time, so a command being carried out, a
+plan being drawn or a message being posted slows the acknowledgement of the
+next command that arrives meanwhile. Background work therefore pauses at its
+natural breaks (before a command's processing, a Web API call, a plan redraw)
+while a request is in flight or one ended less than `QUIET` ago (a burst is
+still arriving). Each piece of work may be held back `MAX_DEFER` in all, so
+steady traffic delays it a little but never starves it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+QUIET = 0.003  # seconds without requests that end a burst
+MAX_DEFER = 0.5  # seconds one piece of work is held back at most, over all its pauses
+
+
+class RequestsFirst:
+    def __init__(
+        self,
+        quiet: float = QUIET,
+        max_defer: float = MAX_DEFER,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.quiet = quiet
+        self.max_defer = max_defer
+        self._monotonic = monotonic
+        self._in_flight = 0
+        self._last_end = float("-inf")
+        self._cond = threading.Condition()
+        self._local = threading.local()  # per thread: the deadline of the work it runs
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        """Around receiving and acknowledging one request (the HTTP handler's thread)."""
+        with self._cond:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self._last_end = self._monotonic()
+                if not self._in_flight:  # waking the waiting work only then keeps bursts quick
+                    self._cond.notify_all()
+
+    def run(self, work: Callable[..., object], *args: object) -> None:
+        """Run one piece of background work, pausing first and before each Web API call
+        it makes (`pause`) while requests arrive; its pauses share one `max_defer`."""
+        self._local.deadline = self._monotonic() + self.max_defer
+        try:
+            self.pause()
+            work(*args)
+        finally:
+            self._local.deadline = None
+
+    def pause(self) -> bool:
+        """Inside `run`: wait until requests have stopped arriving, within the work's
+        allowance; True when it is quiet. Elsewhere (a request's own thread, reminders,
+        which keep their own time) it returns at once."""
+        deadline = getattr(self._local, "deadline", None)
+        if deadline is None:
+            return True
+        with self._cond:
+            while True:
+                now = self._monotonic()
+                since = now - self._last_end
+                if self._in_flight == 0 and since >= self.quiet:
+                    return True
+                if now >= deadline:
+                    return False
+                wait = self.quiet - since if self._in_flight == 0 else deadline - now
+                self._cond.wait(min(wait, deadline - now))

@@ -1,0 +1,46 @@
+"""Requests first: background work pauses while requests arrive, within its allowance."""
+
+from __future__ import annotations
+
+import threading
+
+from bot.slack.priority import RequestsFirst
+
+
+def test_outside_background_work_nothing_ever_pauses():
+    priority = RequestsFirst(max_defer=60)
+    with priority.request():
+        assert priority.pause() is True  # the request's own thread, and reminders
+
+
+def test_work_waits_for_the_requests_in_flight_to_be_answered():
+    priority = RequestsFirst(quiet=0.0, max_defer=60)
+    ran = threading.Event()
+    answered = threading.Event()
+    order: list[str] = []
+
+    def work() -> None:
+        order.append("work")
+        ran.set()
+
+    with priority.request():
+        thread = threading.Thread(target=priority.run, args=(work,))
+        thread.start()
+        assert not ran.wait(timeout=0.2)  # held back while the request is in flight
+        order.append("answered")
+        answered.set()
+    thread.join(timeout=10)
+    assert order == ["answered", "work"]
+
+
+def test_steady_requests_hold_work_back_only_up_to_its_allowance():
+    priority = RequestsFirst(quiet=0.0, max_defer=0.05)
+    results: list[bool] = []
+    with priority.request():  # never ends while the work runs
+        thread = threading.Thread(
+            target=priority.run, args=(lambda: results.append(priority.pause()),)
+        )
+        thread.start()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert results == [False]  # ran anyway, its allowance used up by the first pause
