@@ -67,6 +67,7 @@ AFTER_CLOSE = ("action", "upload")  # follow-ups outlive the incident
 # reminders after which the posted plan looks different (a step turned overdue, severity rose);
 # a phase reminder changes nothing there, so the plan is not redrawn after it
 PLAN_CHANGING = ("step", "overrun", "risk")
+CHANGES_INCIDENT = ("overrun", "risk")  # escalations may raise the severity
 ACTION_REMINDER_TIME = time(9, 0)  # on the due date, in the team's time zone
 
 
@@ -217,6 +218,7 @@ class ReminderService:
         """Commit each row as `sending` with its events and next row; skip what no longer
         applies. A reminder whose decision fails is marked `failed`, the others go on."""
         claims: list[_Claim] = []
+        loaded: dict[int, Incident | None] = {}  # an incident's rows come together: load it once
         with self.store.transaction():
             for reminder in batch:
                 if not self.store.set_reminder_state(reminder.id, "sending", now, expect="pending"):
@@ -224,7 +226,11 @@ class ReminderService:
                 current_incident.set(f"INC-{reminder.incident_id}")
                 try:
                     with self.store.savepoint():
-                        incident = self.store.incident(reminder.incident_id)
+                        if reminder.incident_id not in loaded:
+                            loaded[reminder.incident_id] = self.store.incident(reminder.incident_id)
+                        incident = loaded[reminder.incident_id]
+                        if reminder.kind in CHANGES_INCIDENT:
+                            del loaded[reminder.incident_id]  # the severity may rise
                         outgoing = self._decide(reminder, incident, now) if incident else None
                 except Exception:
                     log.exception("reminder %s of INC-%s", reminder.id, reminder.incident_id)
