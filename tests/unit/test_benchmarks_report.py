@@ -1,0 +1,37 @@
+"""The benchmark harness's report: its table and the README section it rewrites."""
+
+from __future__ import annotations
+
+from benchmarks.__main__ import BEGIN, END, results_section, table, write_results
+from benchmarks.common import Row, percentile
+
+
+def test_the_table_marks_missed_budgets_and_escapes_pipes():
+    rows = [
+        Row("ack", "p99 12 ms", "< 25 ms", True),
+        Row("restart", "2.7 s | 3,000 posts", "< 2 s", False),
+        Row("growth", "x2", "—", None),
+    ]
+    lines = table(rows).splitlines()
+    assert lines[2] == "| ack | p99 12 ms | < 25 ms | yes |"
+    assert lines[3] == "| restart | 2.7 s \\| 3,000 posts | < 2 s | **no** |"
+    assert lines[4] == "| growth | x2 | — | — |"
+
+
+def test_rewriting_the_results_keeps_the_rest_of_the_readme(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Benchmarks\n\nprose\n\n{BEGIN}\nold table\n{END}\n\nafter\n")
+    section = results_section([Row("ack", "fast", "< 25 ms", True)], ["a note"], "cmd", 5.0)
+    write_results(readme, section)
+    text = readme.read_text()
+    assert text.startswith("# Benchmarks\n\nprose\n\n")
+    assert text.endswith(f"{END}\n\nafter\n")
+    assert "old table" not in text
+    assert "| ack | fast | < 25 ms | yes |" in text and "- a note" in text
+    assert text.count(BEGIN) == 1
+
+
+def test_percentile_interpolates_between_samples():
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([5.0], 99) == 5.0
+    assert percentile(range(101), 99) == 99.0
