@@ -124,7 +124,9 @@ def _arm_steps(
 # --- firing --------------------------------------------------------------------
 
 
-CHUNK = 64  # incidents whose due reminders are claimed per transaction (and at risk in a crash)
+# incidents whose due reminders are claimed in one transaction (and at risk in a crash):
+# small enough that a command's journal never waits long for the store
+CHUNK = 16
 # in one message, the most urgent first (what is due at once for one incident is posted once)
 ORDER = {"overrun": 0, "risk": 1, "phase": 2, "step": 3, "postmortem": 4, "action": 5}
 
@@ -177,16 +179,22 @@ class ReminderService:
         commands quick meanwhile."""
         now = self.clock.now()
         posted = 0
-        in_flight: _Delivery | None = None
-        while batch := self.store.due_reminders(now, limit=CHUNK):
-            for reminder in (r for r in batch if r.kind == "upload"):
-                posted += self._upload(reminder, now)
-            delivery = self._send(self._claim([r for r in batch if r.kind != "upload"], now))
-            if in_flight is not None:
-                posted += self._finish(in_flight)
-            in_flight = delivery
-        if in_flight is not None:
-            posted += self._finish(in_flight)
+        in_flight: list[_Delivery] = []
+        try:
+            while batch := self.store.due_reminders(now, limit=CHUNK):
+                for reminder in (r for r in batch if r.kind == "upload"):
+                    posted += self._upload(reminder, now)
+                claims = self._claim([r for r in batch if r.kind != "upload"], now)
+                in_flight.append(self._send(claims))
+                if len(in_flight) > 1:
+                    posted += self._finish(in_flight.pop(0))
+        finally:
+            # also when something above failed: what went out is recorded, not left `sending`
+            while in_flight:
+                try:
+                    posted += self._finish(in_flight.pop(0))
+                except Exception:
+                    log.exception("recording the outcome of reminders failed")
         return posted
 
     def close(self) -> None:

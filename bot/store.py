@@ -656,10 +656,12 @@ class Store:
             return self.db.execute(sql, params).rowcount == 1
 
     def set_reminder_states(self, states: list[tuple[int, str, datetime]]) -> None:
-        """Record many outcomes (reminder id, state, when) in one transaction."""
+        """Record the outcomes (reminder id, state, when) of claimed rows in one transaction."""
+        if not states:
+            return
         with self.transaction():
             self.db.conn.executemany(
-                "UPDATE reminders SET state = ?, done_at = ? WHERE id = ?",
+                "UPDATE reminders SET state = ?, done_at = ? WHERE id = ? AND state = 'sending'",
                 [(state, iso(at), reminder_id) for reminder_id, state, at in states],
             )
 

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 MAX_BODY = 1_000_000
+REQUEST_TIMEOUT = 10  # seconds a connection may sit idle while sending its request
 REMINDER_THREADS = 8  # reminders due at once are posted in parallel
 LISTENER_THREADS = 16  # requests being journaled and acknowledged at once
 WORK_THREADS = 16  # commands being carried out at once; posting may wait on Slack's pace
@@ -207,8 +208,12 @@ def start_bot(
 
 def _recover(bot: Bot) -> None:
     """After a crash: finish declarations that got no channel, then run every request that was
-    acknowledged but not finished. Runs beside start-up, so /healthz answers at once."""
+    acknowledged but not finished, and redraw the plans (a redraw still waiting when the last
+    process stopped was lost). Runs beside start-up, so /healthz answers at once."""
     try:
+        for incident in bot.service.active():
+            if incident.plan_ref:
+                bot.handler.plan_changed(incident.id)  # paced: no burst of chat.update
         bot.handler.reopen_channels()
         replayed = bot.handler.replay(_response_url_reply)
         if replayed:
@@ -227,6 +232,7 @@ def _response_url_reply(url: str | None) -> Callable[[str], None] | None:
 def _handler_class(running: RunningBot) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "incident-bot"
+        timeout = REQUEST_TIMEOUT  # a client that stalls mid-request is dropped
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             if self.path.partition("?")[0] != HEALTH_PATH:
@@ -253,19 +259,20 @@ def _handler_class(running: RunningBot) -> type[BaseHTTPRequestHandler]:
             if length > MAX_BODY:
                 self._send(413, {"error": "too large"})
                 return
+            body = self.rfile.read(length).decode("utf-8", errors="replace")
+            # from here until the answer is written, background work lets this go first
             with running.priority.request():
-                body = self.rfile.read(length).decode("utf-8", errors="replace")
                 response = running.app.dispatch(
                     BoltRequest(body=body, query=query, headers=self.headers)
                 )
-            self.send_response(response.status)
-            for name, values in response.headers.items():
-                for value in values:
-                    self.send_header(name, value)
-            payload = response.body.encode("utf-8") if isinstance(response.body, str) else b""
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+                self.send_response(response.status)
+                for name, values in response.headers.items():
+                    for value in values:
+                        self.send_header(name, value)
+                payload = response.body.encode("utf-8") if isinstance(response.body, str) else b""
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
         def _send(self, status: int, data: dict[str, Any]) -> None:
             payload = json.dumps(data).encode()
@@ -311,7 +318,12 @@ def serve(settings: Settings, http: bool, port: int) -> int:
         if socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-            SocketModeHandler(running.app, settings.slack_app_token).connect()
+            class _RequestsFirst(SocketModeHandler):
+                def handle(self, client, req):  # type: ignore[no-untyped-def]
+                    with running.priority.request():
+                        super().handle(client, req)
+
+            _RequestsFirst(running.app, settings.slack_app_token).connect()
         stop.wait()
     except KeyboardInterrupt:
         pass

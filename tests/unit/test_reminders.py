@@ -224,14 +224,69 @@ def test_what_falls_due_at_once_for_one_incident_goes_out_as_one_message_most_ur
 
 
 def test_a_reminder_that_cannot_be_worked_out_fails_alone_and_leaves_no_half_record(
-    svc, reminders, clock, chat, store
+    svc, clock, chat, store
 ):
     broken, healthy = _declare(svc), _declare(svc)
     svc.set_channel(healthy.id, "C2")
-    store.update_incident(broken.id, runbook_snapshot="phases: [unclosed")  # a hand-edited row
+
+    class FailingForBroken(Renderer):
+        def __call__(self, key, **params):
+            # fails after _phase has written its event and armed the next reminder
+            if key == "reminder.phase" and params.get("ref") == broken.ref:
+                raise RuntimeError("the template broke")
+            return super().__call__(key, **params)
+
+    reminders = ReminderService(store, clock, chat, FailingForBroken("en", mention=chat.mention))
     events_before = len(store.events(broken.id))
     run_until(reminders, clock, START + timedelta(minutes=10))
     assert [c for c, t in chat.posts if ":alarm_clock:" in t] == ["C2"]
     assert {r.state for r in store.reminders(broken.id) if r.done_at} == {"failed"}
-    assert len(store.events(broken.id)) == events_before  # no reminder event, no next row
+    assert len(store.events(broken.id)) == events_before  # its writes were rolled back
     assert not [r for r in store.reminders(broken.id) if r.kind == "phase" and r.seq == 2]
+    assert [r for r in store.reminders(healthy.id) if r.kind == "phase" and r.seq == 2]
+
+
+def test_with_worker_threads_each_reminder_goes_out_once_and_every_row_is_recorded(
+    store, clock, chat, drill_catalog, monkeypatch
+):
+    monkeypatch.setattr("bot.reminders.CHUNK", 3)  # several chunks in flight one after another
+    svc = IncidentService(store, clock, drill_catalog)
+    reminders = ReminderService(store, clock, chat, Renderer("en", mention=chat.mention), workers=4)
+    for n in range(20):
+        incident = svc.start("drill", f"incident {n}", "ana").incident
+        svc.set_channel(incident.id, f"C{n}")
+    try:
+        run_until(reminders, clock, START + timedelta(minutes=20))
+    finally:
+        reminders.close()
+    alarms = sorted(c for c, t in chat.posts if ":alarm_clock:" in t)
+    assert alarms == sorted([f"C{n}" for n in range(20)] * 2)  # at 10m and 20m, once each
+    assert store.reminders(state="sending") == []
+    due = [r for r in store.reminders() if r.due_at <= START + timedelta(minutes=20)]
+    assert {r.state for r in due} == {"sent"}
+
+
+def test_a_failure_between_chunks_still_records_what_went_out(
+    store, clock, chat, drill_catalog, monkeypatch
+):
+    monkeypatch.setattr("bot.reminders.CHUNK", 1)
+    svc = IncidentService(store, clock, drill_catalog)
+    reminders = ReminderService(store, clock, chat, Renderer("en", mention=chat.mention))
+    for n in range(2):
+        svc.set_channel(svc.start("drill", f"incident {n}", "ana").incident.id, f"C{n}")
+    clock.set(START + timedelta(minutes=10))
+    claim = reminders._claim
+    calls = []
+
+    def claim_then_fail(batch, now):
+        calls.append(batch)
+        if len(calls) == 2:
+            raise OSError("disk I/O error")
+        return claim(batch, now)
+
+    monkeypatch.setattr(reminders, "_claim", claim_then_fail)
+    with pytest.raises(OSError):
+        reminders.fire_due()
+    (posted,) = [c for c, t in chat.posts if ":alarm_clock:" in t]
+    states = {r.incident_id: r.state for r in store.reminders() if r.kind == "phase" and r.seq == 1}
+    assert sorted(states.values()) == ["pending", "sent"]  # the first went out and is recorded
