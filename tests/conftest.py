@@ -105,6 +105,21 @@ class RecordingChat:
         return slack_escape(text)  # escape like Slack, so core tests see escaped user text
 
 
+class SleepRecorder:
+    """A monotonic clock for pacers that only moves when they sleep (no real waiting)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 @pytest.fixture
 def chat() -> RecordingChat:
     return RecordingChat()

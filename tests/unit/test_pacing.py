@@ -3,19 +3,7 @@
 from __future__ import annotations
 
 from bot.slack.pacing import Pacer
-
-
-class _Time:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.conftest import SleepRecorder as _Time
 
 
 def test_a_burst_of_three_goes_at_once_then_one_a_second():

@@ -8,21 +8,7 @@ import pytest
 
 from bot.slack.pacing import Pacer
 from bot.slack.plan_redraws import PlanRedraws
-
-
-class _Time:
-    """A monotonic clock that only moves when the pacer sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.conftest import SleepRecorder as _Time
 
 
 def _redraws(redrawn: list[int], time: _Time, burst: int = 2) -> PlanRedraws:
