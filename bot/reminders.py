@@ -255,11 +255,12 @@ class ReminderService:
         # committed as `sending`: from here on none is posted again. A close that landed
         # in between wins (narrows, not closes, the window; see module doc)
         closed = self.store.closed_incidents({c.reminder.incident_id for c in claims})
-        skipped = [c for c in claims if c.reminder.incident_id in closed and not _after_close(c)]
-        skipped_ids = {c.reminder.id for c in skipped}
+        skipped: list[_Claim] = []
         groups: dict[tuple[int, str | None, str | None], list[_Claim]] = {}
         for claim in claims:
-            if claim.reminder.id not in skipped_ids:
+            if claim.reminder.incident_id in closed and claim.reminder.kind not in AFTER_CLOSE:
+                skipped.append(claim)
+            else:
                 key = (claim.reminder.incident_id, claim.outgoing.channel, claim.outgoing.user)
                 groups.setdefault(key, []).append(claim)
         messages = [sorted(g, key=lambda c: ORDER.get(c.reminder.kind, 9)) for g in groups.values()]
@@ -444,10 +445,6 @@ class ReminderService:
             return None
         self.store.change_severity(incident.id, target, incident.severity, now, "bot", "escalation")
         return target
-
-
-def _after_close(claim: _Claim) -> bool:
-    return claim.reminder.kind in AFTER_CLOSE
 
 
 def run_until(reminders: ReminderService, clock: FakeClock, target: datetime) -> int:
