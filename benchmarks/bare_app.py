@@ -2,36 +2,32 @@
 
 Served exactly like bot/slack/server.py serves the bot: the same bolt settings
 (signature verification on, token verification off, `process_before_response=False`,
-a 16-thread listener executor), the bot's own HTTP server class
-(`bot.slack.server.SlackHTTPServer`: a thread per request, a listen queue of 128),
-one `App.dispatch(BoltRequest(...))` per POST /slack/events, and GET /healthz.
+a listener executor of the same size), the bot's own HTTP server and request handler
+(`bot.slack.server.SlackHTTPServer`, `handler_class`: a thread per request, a listen
+queue of 128, one `App.dispatch(BoltRequest(...))` per POST /slack/events, GET /healthz).
 
     SLACK_SIGNING_SECRET=... SLACK_API_URL=http://127.0.0.1:P/api/ \
         python benchmarks/bare_app.py --port 3001
 
 Runs as its own process, so it shares no interpreter with the harness or the bot;
-of the bot it uses only that server class.
+of the bot it uses only that serving code.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler
-from typing import Any
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from slack_bolt import Ack, App, BoltRequest
+from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.slack.server import SlackHTTPServer
-
-LISTENER_THREADS = 16  # as bot/slack/server.py
-MAX_BODY = 1_000_000
+from bot.slack.priority import RequestsFirst
+from bot.slack.server import LISTENER_THREADS, SlackHTTPServer, handler_class
 
 
 def create_app(signing_secret: str, executor: ThreadPoolExecutor, api_url: str) -> App:
@@ -54,48 +50,17 @@ def create_app(signing_secret: str, executor: ThreadPoolExecutor, api_url: str) 
     return app
 
 
-def handler_class(app: App) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "bare-bolt"
+@dataclass
+class BareApp:
+    """The bare app as bot.slack.server.handler_class serves it: always healthy, no
+    background work (so nothing ever waits for its requests)."""
 
-        def do_GET(self) -> None:  # noqa: N802
-            if self.path.partition("?")[0] != "/healthz":
-                self._send(404, {"error": "not found"})
-                return
-            self._send(200, {"ok": True})
+    app: App
+    events_over_http: bool = True
+    priority: RequestsFirst = field(default_factory=RequestsFirst)
 
-        def do_POST(self) -> None:  # noqa: N802
-            path, _, query = self.path.partition("?")
-            if path != "/slack/events":
-                self._send(404, {"error": "not found"})
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._send(413, {"error": "too large"})
-                return
-            body = self.rfile.read(length).decode("utf-8", errors="replace")
-            response = app.dispatch(BoltRequest(body=body, query=query, headers=self.headers))
-            self.send_response(response.status)
-            for name, values in response.headers.items():
-                for value in values:
-                    self.send_header(name, value)
-            payload = response.body.encode("utf-8") if isinstance(response.body, str) else b""
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def _send(self, status: int, data: dict[str, Any]) -> None:
-            payload = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    return Handler
+    def healthy(self) -> dict[str, str]:
+        return {"db": "ok", "scheduler": "running"}
 
 
 def main() -> int:
@@ -111,7 +76,7 @@ def main() -> int:
         parser.error("SLACK_API_URL must point at a fake Slack on 127.0.0.1")
     executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
     app = create_app(secret, executor, api_url)
-    server = SlackHTTPServer((args.host, args.port), handler_class(app))
+    server = SlackHTTPServer((args.host, args.port), handler_class(BareApp(app)))
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     print(f"bare bolt app: health at :{args.port}/healthz", flush=True)
     stop = threading.Event()

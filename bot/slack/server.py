@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from slack_bolt import App, BoltRequest
 from slack_sdk import WebClient
@@ -201,7 +201,7 @@ def start_bot(
         priority=priority,
     )
     if port is not None:
-        running.server = SlackHTTPServer((host, port), _handler_class(running))
+        running.server = SlackHTTPServer((host, port), handler_class(running))
         threading.Thread(target=running.server.serve_forever, name="http", daemon=True).start()
     return running
 
@@ -229,7 +229,19 @@ def _response_url_reply(url: str | None) -> Callable[[str], None] | None:
     return lambda text: webhook.send(text=text, response_type="ephemeral")
 
 
-def _handler_class(running: RunningBot) -> type[BaseHTTPRequestHandler]:
+class Served(Protocol):
+    """What the HTTP handler serves: a bolt app, its health, and who goes first."""
+
+    app: App
+    events_over_http: bool
+    priority: RequestsFirst
+
+    def healthy(self) -> dict[str, str]: ...
+
+
+def handler_class(running: Served) -> type[BaseHTTPRequestHandler]:
+    """`GET /healthz` and signed `POST /slack/events` (also the benchmarks' bare bolt app)."""
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "incident-bot"
         timeout = REQUEST_TIMEOUT  # a client that stalls mid-request is dropped
