@@ -123,9 +123,9 @@ class CommandHandler:
             self.process(row["id"], json.loads(row["payload"]), ctx)
         return len(rows)
 
-    def reopen_channels(self) -> int:
+    def reopen_channels(self, active: list[Incident]) -> int:
         """Open incidents without a channel were cut off mid-declaration: finish opening them."""
-        orphans = [i for i in self.service.active() if not i.channel]
+        orphans = [i for i in active if not i.channel]
         for incident in orphans:
             try:
                 channel = self.chat.open_channel(incident)

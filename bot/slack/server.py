@@ -211,10 +211,11 @@ def _recover(bot: Bot) -> None:
     acknowledged but not finished, and redraw the plans (a redraw still waiting when the last
     process stopped was lost). Runs beside start-up, so /healthz answers at once."""
     try:
-        for incident in bot.service.active():
+        active = bot.service.active()  # loaded once: with many incidents this is the cost
+        for incident in active:
             if incident.plan_ref:
                 bot.handler.plan_changed(incident.id)  # paced: no burst of chat.update
-        bot.handler.reopen_channels()
+        bot.handler.reopen_channels(active)
         replayed = bot.handler.replay(_response_url_reply)
         if replayed:
             log.info("replayed %d acknowledged request(s) left unfinished by a crash", replayed)
