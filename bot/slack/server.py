@@ -47,6 +47,7 @@ REQUEST_TIMEOUT = 10  # seconds a connection may sit idle while sending its requ
 REMINDER_THREADS = 8  # reminders due at once are posted in parallel
 LISTENER_THREADS = 16  # requests being journaled and acknowledged at once
 WORK_THREADS = 16  # commands being carried out at once; posting may wait on Slack's pace
+SHUTDOWN_POLL = 0.05  # seconds: how often serve_forever checks for a stop (default 0.5)
 
 
 class SlackHTTPServer(ThreadingHTTPServer):
@@ -202,7 +203,12 @@ def start_bot(
     )
     if port is not None:
         running.server = SlackHTTPServer((host, port), handler_class(running))
-        threading.Thread(target=running.server.serve_forever, name="http", daemon=True).start()
+        threading.Thread(
+            target=running.server.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL},
+            name="http",
+            daemon=True,
+        ).start()
     return running
 
 
