@@ -10,6 +10,7 @@ from bot.clock import Clock
 from bot.config import Settings, admin_ids
 from bot.dispatch import CommandHandler
 from bot.engine import IncidentService, Policy
+from bot.outbox import Outbox
 from bot.postmortem import ReviewOptions
 from bot.reminders import ReminderService
 from bot.runbook import Catalog, shipped_runbooks_dir
@@ -53,7 +54,8 @@ def build(
         settings.postmortem_template,
         settings.timezone,
     )
-    handler = CommandHandler(service, chat, settings.language, review)
+    outbox = Outbox(store, chat)
+    handler = CommandHandler(service, chat, settings.language, review, outbox)
     reminders = ReminderService(store, clock, chat, handler.render, reminder_workers)
     reminders.after_post = (
         handler.refresh_plan

@@ -53,8 +53,15 @@ class ChatPort(Protocol):
         """Bring the posted plan up to date (steps, roles, phase)."""
         ...
 
-    def reply(self, user: str, channel: str | None, text: str) -> None:
-        """Answer one person only (Slack: ephemeral)."""
+    def reply(
+        self, user: str, channel: str | None, text: str, reply_url: str | None = None
+    ) -> None:
+        """Answer one person only (Slack: ephemeral, through the request's response_url
+        when there is one)."""
+        ...
+
+    def is_transient(self, error: Exception) -> bool:
+        """Whether a failed call may succeed if tried again later (rate limit, outage)."""
         ...
 
     def mention(self, user: str | None) -> str:

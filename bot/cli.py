@@ -96,7 +96,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     secrets = [settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret]
     setup_logging(settings.log_format == "json", [s for s in secrets if s])
     try:
-        return serve(settings, http=args.http, port=args.port)
+        return serve(settings, http=args.http, port=args.port, host=args.host)
     except StartupError as exc:
         print(f"incident-bot: {exc}", file=sys.stderr)
         return 2
@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the Slack app (Socket Mode or HTTP)")
     p.add_argument("--http", action="store_true", help="HTTP even when SLACK_APP_TOKEN is set")
     p.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
+    p.add_argument(
+        "--host",
+        default=None,
+        help="address to listen on (default 0.0.0.0 for HTTP, 127.0.0.1 in Socket Mode)",
+    )
     p.set_defaults(run=_serve)
 
     p = sub.add_parser("backup", help="write a consistent copy of the database, even while serving")

@@ -1,8 +1,16 @@
 """One place where a typed `/incident …` command becomes an engine call.
 
 Slack and the terminal both hand the raw text here. Each verb maps to one
-engine method (see `_HANDLERS`); the events it returns are posted to the
-incident channel, and answers meant for the typist go back privately.
+engine method (see `_HANDLERS`). A command runs in one transaction: the
+decision, the state change, what it says to people (outbox rows, delivered
+afterwards in order; see outbox.py) and, for a journaled Slack request, the
+request marked done. Answers meant for the typist go back privately.
+
+Journaled requests (Slack) run per incident in journal order: `receive`
+journals a request and names its lane (the incident it addresses, resolved
+from the channel or the payload), `run_next` carries out the oldest unfinished
+request of a lane. A request that keeps failing is set aside after
+`GIVE_UP_AFTER` tries and never blocks the ones behind it.
 """
 
 from __future__ import annotations
@@ -11,8 +19,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.chat import Button, ChatPort
@@ -20,9 +27,11 @@ from bot.clock import utc_now
 from bot.commands import USAGE, Command, Mention, parse
 from bot.engine import Change, IncidentService
 from bot.errors import BotError, NotInIncident, ParseError
+from bot.lanes import Lane
 from bot.logs import current_incident
 from bot.messages import Renderer, Safe
-from bot.model import Event, Incident
+from bot.model import Event, Incident, Outgoing
+from bot.outbox import Outbox
 from bot.postmortem import ReviewOptions, publish_review
 from bot.render import (
     event_text,
@@ -32,10 +41,15 @@ from bot.render import (
     runbooks_text,
     status_text,
 )
+from bot.store import database_unavailable
 
 log = logging.getLogger(__name__)
 REPEAT_WINDOW = timedelta(seconds=5)  # the same request again within this is a double click
+DELIVERY_WINDOW = timedelta(minutes=5)  # Slack's signature window: a delivery is valid this long
 READ_ONLY = {"status", "list", "runbooks", "help", "actions", ""}
+GIVE_UP_AFTER = 3  # tries of a request that fails before it is set aside
+RETRY_AFTER = 1.0  # seconds before a failed request is tried again (times the tries so far)
+UNAVAILABLE_RETRY = 5.0  # seconds between tries while the database cannot be written
 
 
 @dataclass(frozen=True)
@@ -43,7 +57,7 @@ class Context:
     actor: str
     channel: str | None = None
     incident_id: int | None = None  # the terminal and buttons name the incident directly
-    reply: Callable[[str], None] | None = None  # Slack: answer through the response_url
+    reply_url: str | None = None  # Slack: private answers go through the response_url
 
 
 @dataclass
@@ -53,107 +67,202 @@ class Result:
     error: BotError | None = None
 
 
+@dataclass(frozen=True)
+class Received:
+    """A journaled request and the lane it runs in; or why it was not journaled."""
+
+    inbox_id: int | None
+    lane: Lane | None
+    repeat: str | None = None  # "delivery" (Slack sent it again) or "double" (a double click)
+
+
+def request_lane(incident_id: int | None, inbox_id: int) -> Lane:
+    """Requests to one incident share a lane; one that names none is a lane of its own."""
+    return ("incident", incident_id) if incident_id is not None else ("request", inbox_id)
+
+
 class CommandHandler:
     def __init__(
-        self, service: IncidentService, chat: ChatPort, language: str, review: ReviewOptions
+        self,
+        service: IncidentService,
+        chat: ChatPort,
+        language: str,
+        review: ReviewOptions,
+        outbox: Outbox,
+        wall: Callable[[], datetime] = utc_now,
     ) -> None:
         self.service = service
         self.chat = chat
         self.render = Renderer(language, mention=chat.mention, escape=chat.escape)
         self.review = review
+        self.outbox = outbox
+        self.wall = wall  # real time: the repeat windows are about people and Slack, not bot time
         self.after_change: Callable[[], None] = lambda: None  # e.g. re-arm the reminder alarm
         # the posted plan no longer matches the record: redraw now, or (Slack) when paced
         self.plan_changed: Callable[[int], None] = self.refresh_plan
         # which mentioned ids are real users: the terminal takes any @name, Slack only <@U…>
         self.accepts_user: Callable[[str], bool] = lambda user: True
+        outbox.handlers.update(
+            declare=self._deliver_declaration, plan=self._deliver_plan, review=self._deliver_review
+        )
+        outbox.on_failure = self._tell_failure
+
+    # --- the terminal and tests: run now, deliver now ---------------------------
 
     def handle(self, text: str, ctx: Context) -> Result:
-        """Run one command; a refusal is answered privately and returned, never raised."""
-        return self._guarded(ctx, text, lambda: self._run(text, ctx))
+        """Run one command and deliver what it says; a refusal is answered privately and
+        returned, never raised."""
+        return self._now({"text": text}, ctx)
 
     def declare(self, runbook: str, severity: str | None, title: str, ctx: Context) -> Result:
         """Declare from structured input (Slack's start form), with the same answers."""
-        command = Command("start", runbook=runbook, severity=severity, title=title)
-        return self._guarded(ctx, "start", lambda: _start(self, command, ctx))
+        payload = {"declare": {"runbook": runbook, "severity": severity, "title": title}}
+        return self._now(payload, ctx)
+
+    def _now(self, payload: dict[str, Any], ctx: Context) -> Result:
+        try:
+            result = self._execute(payload, ctx, None)
+        except Exception as exc:  # disk trouble: what was committed stays committed
+            log.exception("command %r failed", str(payload)[:80])
+            result = self._refuse(ctx, BotError("internal", error=type(exc).__name__), None)
+        self.outbox.deliver_now()
+        return result
 
     # --- journaled requests (Slack): nothing acknowledged is lost ---------------
 
     def receive(
-        self, payload: dict[str, Any], ctx: Context, reply_url: str | None = None
-    ) -> int | None:
-        """Journal a request before it is acknowledged. None: the same request from the same
-        person arrived moments ago (a double click, a resend) and must not run twice."""
+        self, payload: dict[str, Any], ctx: Context, delivery: str | None = None
+    ) -> Received:
+        """Journal a request before it is acknowledged and name its lane. A repeat (`repeat`
+        set: the same Slack delivery again, or the same request from the same person
+        moments ago, a double click) must not run twice. Raises BotError for a payload
+        that does not match the incident it names."""
+        incident_id = ctx.incident_id
+        if incident_id is not None:
+            self._check_named_incident(incident_id, ctx.channel)
+        elif ctx.channel:
+            incident = self.service.incident_for_channel(ctx.channel)
+            incident_id = incident.id if incident else None
         text = payload.get("text") or json.dumps(payload, sort_keys=True)
         verb = text.split(maxsplit=1)[0].lower() if text.strip() else ""
+        now = self.wall()
         key = "|".join(
             [ctx.actor, ctx.channel or "", str(ctx.incident_id or ""), " ".join(text.split())]
         )
         if verb in READ_ONLY:
-            key += f"|{utc_now().isoformat()}"  # asking twice is fine: never a repeat
-        now = utc_now()
-        return self.service.store.journal(
+            key += f"|{now.isoformat()}"  # asking twice is fine: never a repeat
+        inbox_id = self.service.store.journal(
             now,
             key,
             now - REPEAT_WINDOW,
             ctx.actor,
             ctx.channel,
-            ctx.incident_id,
+            incident_id,
             json.dumps(payload),
-            reply_url,
+            ctx.reply_url,
+            delivery=delivery,
+            delivery_since=now - DELIVERY_WINDOW,
         )
+        if isinstance(inbox_id, str):
+            return Received(None, None, repeat=inbox_id)
+        return Received(inbox_id, request_lane(incident_id, inbox_id))
 
-    def process(self, inbox_id: int, payload: dict[str, Any], ctx: Context) -> Result:
-        """Run a journaled request; the engine marks it done with the change it makes."""
-        with self.service.processing(inbox_id):
-            if payload.get("declare"):
-                args = payload["declare"]
-                result = self.declare(args["runbook"], args.get("severity"), args["title"], ctx)
-            else:
-                result = self.handle(payload.get("text") or "", ctx)
-        self.service.store.finish_request(inbox_id, self.service.clock.now())
-        return result
+    def _check_named_incident(self, incident_id: int, channel: str | None) -> None:
+        """A button or form names its incident: it must be used in that incident's channel."""
+        incident = self.service.store.incident(incident_id)
+        if incident is None:
+            raise BotError("unknown_incident", given=f"INC-{incident_id}")
+        if channel is not None and incident.channel != channel:
+            raise BotError("wrong_channel", ref=incident.ref, channel=self.channel(incident))
 
-    def replay(self, reply_for: Callable[[str | None], Callable[[str], None] | None]) -> int:
-        """After a crash: run every request that was acknowledged but never finished."""
-        rows = self.service.store.unfinished_requests()
-        for row in rows:
-            ctx = Context(
-                row["actor"], row["channel"], row["incident_id"], reply_for(row["reply_url"])
-            )
-            self.process(row["id"], json.loads(row["payload"]), ctx)
-        return len(rows)
+    def run_next(self, lane: Lane) -> float | None:
+        """Carry out the oldest unfinished request of a lane (see Lanes). None: none left;
+        0: done, look again; else seconds until the head may be tried again."""
+        kind, ident = lane
+        store = self.service.store
+        row = store.next_request(ident) if kind == "incident" else store.request(ident)
+        if row is None:
+            return None
+        ctx = Context(row["actor"], row["channel"], row["incident_id"], row["reply_url"])
+        try:
+            self._execute(json.loads(row["payload"]), ctx, row["id"])
+        except Exception as exc:
+            return self._request_failed(row, ctx, exc)
+        return 0
 
-    def reopen_channels(self, active: list[Incident]) -> int:
-        """Open incidents without a channel were cut off mid-declaration: finish opening them."""
-        orphans = [i for i in active if not i.channel]
+    def _request_failed(self, row: dict[str, Any], ctx: Context, exc: Exception) -> float:
+        current_incident.set(f"INC-{row['incident_id']}" if row["incident_id"] else "-")
+        if database_unavailable(exc):  # not the request's fault: try again, it keeps its turn
+            log.warning("request %s waits: the database cannot be written (%s)", row["id"], exc)
+            return UNAVAILABLE_RETRY
+        log.exception("request %s failed (try %d)", row["id"], row["attempts"] + 1)
+        reason = f"{type(exc).__name__}: {exc}"
+        if not self.service.store.request_failed(row["id"], reason, self.wall(), GIVE_UP_AFTER):
+            return RETRY_AFTER * (int(row["attempts"]) + 1)
+        log.error("request %s set aside after %d tries: %s", row["id"], GIVE_UP_AFTER, reason)
+        with self.service.store.transaction():
+            self.answer(ctx, self.render("error.set_aside", error=type(exc).__name__))
+        return 0
+
+    def pending_lanes(self) -> list[Lane]:
+        """Lanes with requests a crash (or a fault) left unfinished, for start-up."""
+        lanes: list[Lane] = []
+        for row in self.service.store.unfinished_requests():
+            lane = request_lane(row["incident_id"], row["id"])
+            if lane not in lanes:
+                lanes.append(lane)
+        return lanes
+
+    def recover_declarations(self, active: list[Incident]) -> int:
+        """Open incidents without a channel and nothing on the way to open one (a database
+        written before the outbox existed): queue the step that opens it."""
+        waiting = {r.incident_id for r in self.service.store.pending_outgoing()}
+        orphans = [i for i in active if not i.channel and i.id not in waiting]
         for incident in orphans:
-            try:
-                channel = self.chat.open_channel(incident)
-                _publish_declaration(
-                    self, incident, channel, self.service.store.events(incident.id)
-                )
-            except Exception:
-                log.exception("reopening a channel for %s failed", incident.ref)
+            with self.service.store.transaction():
+                self.outbox.put(incident.id, "declare", actor=incident.declared_by, reply=None)
         return len(orphans)
 
     def repeat(self, ctx: Context) -> Result:
-        return self.answer(ctx, self.render("reply.repeat"))
+        with self.service.store.transaction():
+            return self.answer(ctx, self.render("reply.repeat"))
+
+    # --- running one command --------------------------------------------------
+
+    def _execute(self, payload: dict[str, Any], ctx: Context, inbox_id: int | None) -> Result:
+        """One transaction: the reads that decide, the change, its outbox rows, the request
+        marked done. A refusal commits only its answer (and the request done)."""
+        store = self.service.store
+        try:
+            with store.transaction():
+                if payload.get("declare"):
+                    args = payload["declare"]
+                    command = Command(
+                        "start",
+                        runbook=args["runbook"],
+                        severity=args.get("severity"),
+                        title=args["title"],
+                    )
+                    result = _start(self, command, ctx)
+                else:
+                    result = self._run(payload.get("text") or "", ctx)
+                if inbox_id is not None:
+                    store.finish_request(inbox_id, self.service.clock.now())
+                return result
+        except BotError as error:
+            return self._refuse(ctx, error, inbox_id)
+
+    def _refuse(self, ctx: Context, error: BotError, inbox_id: int | None) -> Result:
+        with self.service.store.transaction():
+            self.answer(ctx, self.render(f"error.{error.key}", **error.params))
+            if inbox_id is not None:
+                self.service.store.finish_request(inbox_id, self.service.clock.now())
+        return Result(error=error)
 
     def _run(self, text: str, ctx: Context) -> Result:
         command = parse(text)
         self._check_mentions(command)
         return _HANDLERS[command.verb](self, command, ctx)
-
-    def _guarded(self, ctx: Context, text: str, work: Callable[[], Result]) -> Result:
-        try:
-            return work()
-        except BotError as error:
-            self.answer(ctx, self.render(f"error.{error.key}", **error.params))
-            return Result(error=error)
-        except Exception as exc:  # Slack or disk trouble: what was committed stays committed
-            log.exception("command %r failed", text[:80])
-            self.answer(ctx, self.render("error.internal", error=type(exc).__name__))
-            return Result(error=BotError("internal", error=type(exc).__name__))
 
     def _check_mentions(self, command: Command) -> None:
         for mention in (command.user, command.owner):
@@ -172,16 +281,21 @@ class CommandHandler:
         current_incident.set(incident.ref)
         return incident.id
 
-    def publish(self, change: Change) -> Result:
-        """Post the change's events in the channel, brief people, keep the plan current."""
-        self.after_change()
+    def publish(self, change: Change, ctx: Context | None = None) -> Result:
+        """Queue the change's events for the channel, brief people; after the commit, re-arm
+        the reminders and redraw the plan. Runs inside the command's transaction."""
         incident = change.incident
+        tell = _reply_to(ctx) if ctx is not None else None
         for event in change.events:
             text = event_text(self.render, event, incident)
             if incident.channel:
-                self.chat.post(incident.channel, text, self._buttons(event, incident))
+                self.outbox.post(
+                    incident.id, incident.channel, text, self._buttons(event, incident), tell
+                )
             self._follow_up(event, incident)
-        self.plan_changed(incident.id)
+        store = self.service.store
+        store.on_commit(self.after_change)
+        store.on_commit(lambda: self.plan_changed(incident.id))
         return Result(incident=incident, change=change)
 
     def refresh_plan(self, incident_id: int) -> None:
@@ -198,32 +312,29 @@ class CommandHandler:
             user = event.data.get("user") or event.data["to_user"]
             role = runbook.role(event.data["role"])
             view = self.service.view(incident.id)
-            self.chat.notify(
-                user,
-                self.render(
-                    "dm.briefing",
-                    ref=incident.ref,
-                    title=incident.title,
-                    channel=self.channel(incident),
-                    role_name=role.name if role else event.data["role"],
-                    responsibilities=role.responsibilities if role else [],
-                    steps=open_step_rows(self.render, incident, view.steps, view.holders),
-                    last_update=self.service.last_update(incident.id),
-                    handed_over=event.kind == "handoff_accepted",
-                ),
+            text = self.render(
+                "dm.briefing",
+                ref=incident.ref,
+                title=incident.title,
+                channel=self.channel(incident),
+                role_name=role.name if role else event.data["role"],
+                responsibilities=role.responsibilities if role else [],
+                steps=open_step_rows(self.render, incident, view.steps, view.holders),
+                last_update=self.service.last_update(incident.id),
+                handed_over=event.kind == "handoff_accepted",
             )
+            self.outbox.put(incident.id, "notify", user=user, text=text)
         elif event.kind in ("declared", "closed"):
-            self.chat.announce(
-                self.render(
-                    f"announce.{event.kind}",
-                    ref=incident.ref,
-                    title=incident.title,
-                    severity=incident.severity,
-                    channel=self.channel(incident),
-                    actor=event.actor,
-                    elapsed=event.at - incident.started_at,
-                )
+            text = self.render(
+                f"announce.{event.kind}",
+                ref=incident.ref,
+                title=incident.title,
+                severity=incident.severity,
+                channel=self.channel(incident),
+                actor=event.actor,
+                elapsed=event.at - incident.started_at,
             )
+            self.outbox.put(incident.id, "announce", text=text)
 
     def _buttons(self, event: Event, incident: Incident) -> tuple[Button, ...]:
         if event.kind == "handoff_requested":
@@ -234,39 +345,82 @@ class CommandHandler:
         return Safe(self.chat.channel_link(incident.channel) if incident.channel else "")
 
     def answer(self, ctx: Context, text: str) -> Result:
-        if ctx.reply is not None:
-            ctx.reply(text)
-        else:
-            self.chat.reply(ctx.actor, ctx.channel, text)
+        """A private answer to whoever asked, queued in their incident's lane (so it keeps
+        its place among what the channel is told)."""
+        self.outbox.put(ctx.incident_id, "reply", text=text, **_reply_to(ctx))
         return Result()
+
+    # --- deliveries the outbox hands back (see outbox.py) ----------------------
+
+    def _deliver_declaration(self, row: Outgoing) -> None:
+        """Open the incident's channel, then queue what the channel is told first. Resumable:
+        a channel already opened is not opened again."""
+        store = self.service.store
+        incident = store.incident(row.incident_id or 0)
+        if incident is None or incident.is_closed or incident.channel:
+            return
+        try:
+            channel = self.chat.open_channel(incident)
+        except Exception as exc:
+            if self.chat.is_transient(exc):
+                raise  # the outbox tries again while Slack is away
+            # no channel, no incident: never leave one nobody can reach
+            log.exception("opening a channel for %s failed", incident.ref)
+            with store.transaction():
+                self.service.close(incident.id, incident.declared_by)
+                reply = row.body.get("reply") or {"user": incident.declared_by}
+                text = self.render("error.channel_failed", error=_slack_error(exc))
+                self.outbox.put(incident.id, "reply", text=text, **reply)
+            return
+        with store.transaction():
+            incident = self.service.set_channel(incident.id, channel)
+            self.publish(Change(incident, store.events(incident.id)))
+            self.outbox.put(incident.id, "plan")
+            reply = row.body.get("reply")
+            if reply and reply.get("url"):  # declared from another channel: say where it lives
+                text = self.render(
+                    "reply.declared", ref=incident.ref, channel=self.channel(incident)
+                )
+                self.outbox.put(incident.id, "reply", text=text, **reply)
+
+    def _deliver_plan(self, row: Outgoing) -> None:
+        view = self.service.view(row.incident_id or 0)
+        incident = view.incident
+        if incident.plan_ref or not incident.channel:
+            return
+        plan = plan_text(self.render, incident.runbook, view.holders)
+        self.service.set_plan_ref(incident.id, self.chat.show_plan(incident, view, plan))
+
+    def _deliver_review(self, row: Outgoing) -> None:
+        now = self.service.clock.now()
+        incident_id = row.incident_id or 0
+        store = self.service.store
+        path = publish_review(store, self.chat, self.render, incident_id, self.review, now)
+        self.after_change()  # an upload retry may have been armed
+        reply = row.body.get("reply")
+        if reply:
+            text = self.render("reply.postmortem_written", path=str(path))
+            self.chat.reply(reply["user"], reply.get("channel"), text, reply.get("url"))
+
+    def _tell_failure(self, row: Outgoing, error: Exception) -> None:
+        """A message that could not be posted for good: tell whoever caused it."""
+        tell = row.body.get("tell")
+        if row.kind == "post" and tell:
+            text = self.render("error.not_posted", error=_slack_error(error))
+            with self.service.store.transaction():
+                self.outbox.put(None, "reply", text=text, **tell)
+
+
+def _reply_to(ctx: Context) -> dict[str, Any]:
+    return {"user": ctx.actor, "channel": ctx.channel, "url": ctx.reply_url}
 
 
 def _start(h: CommandHandler, c: Command, ctx: Context) -> Result:
     assert c.runbook and c.title
     change = h.service.start(c.runbook, c.title, ctx.actor, severity=c.severity)
-    try:
-        channel = h.chat.open_channel(change.incident)
-    except Exception as exc:  # no channel, no incident: never leave one nobody can reach
-        log.exception("opening a channel for %s failed", change.incident.ref)
-        h.service.close(change.incident.id, ctx.actor)
-        raise BotError("channel_failed", error=_slack_error(exc)) from None
-    result = _publish_declaration(h, change.incident, channel, change.events)
-    incident = result.incident
-    assert incident is not None
-    if ctx.reply is not None:  # declared from another channel: say where it lives
-        ctx.reply(h.render("reply.declared", ref=incident.ref, channel=h.channel(incident)))
-    return result
-
-
-def _publish_declaration(
-    h: CommandHandler, incident: Incident, channel: str, events: list[Event]
-) -> Result:
-    incident = h.service.set_channel(incident.id, channel)
-    result = h.publish(Change(incident, events))
-    view = h.service.view(incident.id)
-    plan = plan_text(h.render, incident.runbook, view.holders)
-    h.service.set_plan_ref(incident.id, h.chat.show_plan(incident, view, plan))
-    return result
+    h.outbox.put(change.incident.id, "declare", actor=ctx.actor, reply=_reply_to(ctx))
+    h.service.store.on_commit(h.after_change)
+    return Result(incident=change.incident, change=change)
 
 
 def _slack_error(exc: Exception) -> str:
@@ -279,23 +433,20 @@ def _open_modal(h: CommandHandler, c: Command, ctx: Context) -> Result:
 
 
 def _close(h: CommandHandler, c: Command, ctx: Context) -> Result:
-    result = h.publish(h.service.close(h.incident_id(ctx), ctx.actor))
+    """Closing commits at once; the review is compiled and shared after (outbox)."""
+    result = h.publish(h.service.close(h.incident_id(ctx), ctx.actor), ctx)
     assert result.incident is not None
-    _publish_review(h, result.incident.id)
+    h.outbox.put(result.incident.id, "review", reply=None)
     return result
 
 
 def _postmortem(h: CommandHandler, c: Command, ctx: Context) -> Result:
-    """Rebuild the review from the record at any time (also after close)."""
-    path = _publish_review(h, h.incident_id(ctx))
-    return h.answer(ctx, h.render("reply.postmortem_written", path=str(path)))
-
-
-def _publish_review(h: CommandHandler, incident_id: int) -> Path:
-    now = h.service.clock.now()
-    path = publish_review(h.service.store, h.chat, h.render, incident_id, h.review, now)
-    h.after_change()  # an upload retry may have been armed
-    return path
+    """Rebuild the review from the record at any time (also after close); the answer with
+    its path follows once it is written."""
+    incident_id = h.incident_id(ctx)
+    h.service.actions(incident_id)  # refuses an unknown incident now
+    h.outbox.put(incident_id, "review", reply=_reply_to(ctx))
+    return Result()
 
 
 def _actions(h: CommandHandler, c: Command, ctx: Context) -> Result:
@@ -315,7 +466,7 @@ def _simple(
     def run(h: CommandHandler, c: Command, ctx: Context) -> Result:
         args = [getattr(c, f) for f in fields]
         args = [a.id if isinstance(a, Mention) else a for a in args]
-        return h.publish(method(h.service, h.incident_id(ctx), *args, ctx.actor))
+        return h.publish(method(h.service, h.incident_id(ctx), *args, ctx.actor), ctx)
 
     return run
 
@@ -323,20 +474,21 @@ def _simple(
 def _describe(field_name: str) -> Callable[[CommandHandler, Command, Context], Result]:
     def run(h: CommandHandler, c: Command, ctx: Context) -> Result:
         return h.publish(
-            h.service.describe(h.incident_id(ctx), field_name, c.text or "", ctx.actor)
+            h.service.describe(h.incident_id(ctx), field_name, c.text or "", ctx.actor), ctx
         )
 
     return run
 
 
 def _snooze(h: CommandHandler, c: Command, ctx: Context) -> Result:
-    return h.publish(h.service.snooze(h.incident_id(ctx), ctx.actor, c.duration))
+    return h.publish(h.service.snooze(h.incident_id(ctx), ctx.actor, c.duration), ctx)
 
 
 def _action(h: CommandHandler, c: Command, ctx: Context) -> Result:
     owner = c.owner.id if c.owner else None
     return h.publish(
-        h.service.add_action(h.incident_id(ctx), c.text or "", ctx.actor, owner=owner, due=c.due)
+        h.service.add_action(h.incident_id(ctx), c.text or "", ctx.actor, owner=owner, due=c.due),
+        ctx,
     )
 
 

@@ -9,9 +9,6 @@ type instead. Nothing here knows about Slack or the terminal.
 from __future__ import annotations
 
 import difflib
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -69,17 +66,6 @@ class IncidentService:
         self.clock = clock
         self.catalog = catalog
         self.timezone = timezone  # follow-up reminders fire in the morning of their due date
-        self._request = threading.local()  # the journaled request being processed, if any
-
-    @contextmanager
-    def processing(self, inbox_id: int | None) -> Iterator[None]:
-        """Changes made inside mark this journaled request done in their own transaction,
-        so a replay after a crash can never apply a command twice."""
-        self._request.id = inbox_id
-        try:
-            yield
-        finally:
-            self._request.id = None
 
     # --- declaring ------------------------------------------------------------
 
@@ -465,9 +451,6 @@ class IncidentService:
         """Finish a command inside its transaction: arm the reminders its events call for."""
         incident = self._get(incident_id)
         arm(self.store, incident, events, self.timezone)
-        request = getattr(self._request, "id", None)
-        if request is not None:
-            self.store.finish_request(request, self.clock.now())
         return Change(incident, events)
 
     def _get(self, incident_id: int) -> Incident:

@@ -122,6 +122,21 @@ class Reminder:
 
 
 @dataclass(frozen=True)
+class Outgoing:
+    """A message (or a step such as opening the channel) a change calls for, kept in the
+    outbox until it is delivered; see bot/outbox.py."""
+
+    id: int
+    incident_id: int | None
+    kind: str
+    body: dict[str, Any]
+    state: str  # pending | sending | sent | failed | unknown
+    attempts: int
+    due_at: datetime
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Action:
     id: int
     incident_id: int

@@ -16,12 +16,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlite_utils import Database
 
 from bot.clock import iso, parse_iso
-from bot.model import Action, Event, Handoff, Holding, Incident, PhaseRun, Reminder, StepRecord
+from bot.model import (
+    Action,
+    Event,
+    Handoff,
+    Holding,
+    Incident,
+    Outgoing,
+    PhaseRun,
+    Reminder,
+    StepRecord,
+)
 
 
 class StoreError(Exception):
@@ -181,12 +191,49 @@ def _m5_inbox(db: Database) -> None:
     db["inbox"].create_index(["done_at"])
 
 
+def _m6_lanes_and_outbox(db: Database) -> None:
+    # The inbox becomes per-incident lanes (incident_id, resolved when journaling, orders
+    # the requests of one incident); a request is tried a few times and then set aside
+    # (dead_at). `delivery` is Slack's identity of one delivery (the request signature or
+    # the Socket Mode envelope id): the same delivery again is acknowledged and ignored.
+    db["inbox"].add_column("delivery", str)
+    db["inbox"].add_column("attempts", int, not_null_default=0)
+    db["inbox"].add_column("error", str)
+    db["inbox"].add_column("dead_at", str)
+    db.execute("CREATE INDEX inbox_delivery ON inbox (delivery) WHERE delivery IS NOT NULL")
+    db.execute(
+        "CREATE INDEX inbox_pending ON inbox (incident_id, id) "
+        "WHERE done_at IS NULL AND dead_at IS NULL"
+    )
+    # What a change says to people, committed with the change and delivered after it, in
+    # order per incident (see bot/outbox.py). Times are wall-clock UTC: they pace Slack.
+    db.execute(
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            incident_id INTEGER,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            due_at TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            done_at TEXT,
+            error TEXT
+        )"""
+    )
+    db.execute(
+        "CREATE INDEX outbox_pending ON outbox (incident_id, id) "
+        "WHERE state IN ('pending', 'sending')"
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial,
     _m2_reminders,
     _m3_plan_ref,
     _m4_postmortems,
     _m5_inbox,
+    _m6_lanes_and_outbox,
 ]
 _APP_ID = 0x1D3B07  # marks a file as this bot's database (PRAGMA application_id)
 
@@ -195,6 +242,7 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        self._after_commit: list[Callable[[], object]] = []
         try:
             conn = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=10
@@ -231,6 +279,7 @@ class Store:
                 yield self
                 return
             conn.execute("BEGIN IMMEDIATE")
+            self._after_commit = []
             try:
                 yield self
                 conn.execute("COMMIT")
@@ -239,7 +288,21 @@ class Store:
                 # a transaction that later calls would silently join
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+                self._after_commit = []
                 raise
+            callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:  # outside the lock: they wake other threads
+            callback()
+
+    def on_commit(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once the current transaction has committed (never if it rolls
+        back); outside a transaction, at once. Waking a worker for a row before the row
+        is committed would let it look too early."""
+        with self._lock:
+            if self.db.conn.in_transaction:
+                self._after_commit.append(callback)
+                return
+        callback()
 
     @contextmanager
     def savepoint(self) -> Iterator[Store]:
@@ -575,21 +638,47 @@ class Store:
         incident_id: int | None,
         payload: str,
         reply_url: str | None,
-    ) -> int | None:
-        """Record a request; None when the same one arrived since `window_start` (a repeat)."""
-        with self.transaction():
-            repeat = self.db.execute(
-                "SELECT 1 FROM inbox WHERE dedupe_key = ? AND received_at >= ? LIMIT 1",
-                [dedupe_key, iso(window_start)],
-            ).fetchone()
-            if repeat:
-                return None
-            cursor = self.db.execute(  # plain SQL: this runs before every acknowledgement
-                "INSERT INTO inbox (received_at, dedupe_key, actor, channel, incident_id, "
-                "payload, reply_url) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [iso(received_at), dedupe_key, actor, channel, incident_id, payload, reply_url],
-            )
-            return int(cursor.lastrowid)
+        delivery: str | None = None,
+        delivery_since: datetime | None = None,
+    ) -> int | Literal["delivery", "double"]:
+        """Record a request, durably (fsync) before it is acknowledged; returns its id, or
+        why it is a repeat: "delivery", the same Slack delivery since `delivery_since` (the
+        signature window), or "double", the same request from the same person since
+        `window_start` (a double click)."""
+        with self._lock:
+            self.db.execute("PRAGMA synchronous=FULL")  # acknowledged means on the disk
+            try:
+                with self.transaction():
+                    if (
+                        delivery is not None
+                        and self.db.execute(
+                            "SELECT 1 FROM inbox WHERE delivery = ? AND received_at >= ? LIMIT 1",
+                            [delivery, iso(delivery_since or window_start)],
+                        ).fetchone()
+                    ):
+                        return "delivery"
+                    if self.db.execute(
+                        "SELECT 1 FROM inbox WHERE dedupe_key = ? AND received_at >= ? LIMIT 1",
+                        [dedupe_key, iso(window_start)],
+                    ).fetchone():
+                        return "double"
+                    cursor = self.db.execute(  # plain SQL: this runs before every ack
+                        "INSERT INTO inbox (received_at, dedupe_key, actor, channel, incident_id, "
+                        "payload, reply_url, delivery) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            iso(received_at),
+                            dedupe_key,
+                            actor,
+                            channel,
+                            incident_id,
+                            payload,
+                            reply_url,
+                            delivery,
+                        ],
+                    )
+                    return int(cursor.lastrowid or 0)
+            finally:
+                self.db.execute("PRAGMA synchronous=NORMAL")
 
     def finish_request(self, inbox_id: int, at: datetime) -> None:
         with self.transaction():
@@ -597,8 +686,125 @@ class Store:
                 "UPDATE inbox SET done_at = ? WHERE id = ? AND done_at IS NULL", [iso(at), inbox_id]
             )
 
+    def next_request(self, incident_id: int) -> dict[str, Any] | None:
+        """The oldest unfinished request of one incident: its requests run in journal order."""
+        rows = self._rows(
+            "SELECT * FROM inbox WHERE incident_id = ? AND done_at IS NULL AND dead_at IS NULL "
+            "ORDER BY id LIMIT 1",
+            [incident_id],
+        )
+        return rows[0] if rows else None
+
+    def request(self, inbox_id: int) -> dict[str, Any] | None:
+        """One request if it is still unfinished (requests that name no incident)."""
+        rows = self._rows(
+            "SELECT * FROM inbox WHERE id = ? AND done_at IS NULL AND dead_at IS NULL", [inbox_id]
+        )
+        return rows[0] if rows else None
+
+    def request_failed(self, inbox_id: int, error: str, at: datetime, give_up_after: int) -> bool:
+        """Count a failed try; after `give_up_after` tries the request is set aside (dead).
+        Returns True when it was set aside."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE inbox SET attempts = attempts + 1, error = ? WHERE id = ?",
+                [error[:500], inbox_id],
+            )
+            return (
+                self.db.execute(
+                    "UPDATE inbox SET dead_at = ? WHERE id = ? AND attempts >= ?",
+                    [iso(at), inbox_id, give_up_after],
+                ).rowcount
+                == 1
+            )
+
     def unfinished_requests(self) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM inbox WHERE done_at IS NULL ORDER BY id")
+        """Acknowledged requests still to run (not finished, not set aside), oldest first."""
+        return self._rows(
+            "SELECT * FROM inbox WHERE done_at IS NULL AND dead_at IS NULL ORDER BY id"
+        )
+
+    def dead_requests(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM inbox WHERE dead_at IS NOT NULL ORDER BY id")
+
+    # --- the outbox: what changes say, delivered after they commit ------------
+
+    def put_outgoing(
+        self, incident_id: int | None, kind: str, body: dict[str, Any], at: datetime
+    ) -> int:
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO outbox (incident_id, kind, body, due_at, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [incident_id, kind, json.dumps(body, ensure_ascii=False), iso(at), iso(at)],
+            )
+            return int(cursor.lastrowid or 0)
+
+    def next_outgoing(
+        self, incident_id: int | None, outgoing_id: int | None = None
+    ) -> Outgoing | None:
+        """The head of an incident's outbox (pending, oldest first); without an incident,
+        the one row `outgoing_id`."""
+        if incident_id is None:
+            rows = self._rows(
+                "SELECT * FROM outbox WHERE id = ? AND state = 'pending'", [outgoing_id]
+            )
+        else:
+            rows = self._rows(
+                "SELECT * FROM outbox WHERE incident_id = ? AND state = 'pending' "
+                "ORDER BY id LIMIT 1",
+                [incident_id],
+            )
+        return _outgoing(rows[0]) if rows else None
+
+    def set_outgoing(
+        self,
+        outgoing_id: int,
+        state: str,
+        at: datetime,
+        error: str | None = None,
+        expect: str | None = None,
+    ) -> bool:
+        sql = "UPDATE outbox SET state = ?, done_at = ?, error = ? WHERE id = ?"
+        params: list[Any] = [state, iso(at), error and error[:500], outgoing_id]
+        if expect is not None:
+            sql, params = sql + " AND state = ?", [*params, expect]
+        with self.transaction():
+            return self.db.execute(sql, params).rowcount == 1
+
+    def retry_outgoing(self, outgoing_id: int, due_at: datetime, error: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE outbox SET state = 'pending', attempts = attempts + 1, due_at = ?, "
+                "error = ? WHERE id = ?",
+                [iso(due_at), error[:500], outgoing_id],
+            )
+
+    def interrupted_outgoing(self) -> list[Outgoing]:
+        return [_outgoing(r) for r in self._rows("SELECT * FROM outbox WHERE state = 'sending'")]
+
+    def pending_outgoing(self) -> list[Outgoing]:
+        """Every undelivered row, oldest first (start-up: wake each incident's lane)."""
+        return [
+            _outgoing(r)
+            for r in self._rows("SELECT * FROM outbox WHERE state = 'pending' ORDER BY id")
+        ]
+
+    def failed_outgoing(self, limit: int = 50) -> list[Outgoing]:
+        rows = self._rows(
+            "SELECT * FROM outbox WHERE state IN ('failed', 'unknown') ORDER BY id DESC LIMIT ?",
+            [limit],
+        )
+        return [_outgoing(r) for r in rows]
+
+    def probe_write(self, at: datetime) -> None:
+        """A real write (health checks): raises while the database cannot be written."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES ('healthz', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [iso(at)],
+            )
 
     # --- reminders ----------------------------------------------------------
 
@@ -747,6 +953,19 @@ def _reminder(row: dict[str, Any]) -> Reminder:
     )
 
 
+def _outgoing(row: dict[str, Any]) -> Outgoing:
+    return Outgoing(
+        id=row["id"],
+        incident_id=row["incident_id"],
+        kind=row["kind"],
+        body=json.loads(row["body"]),
+        state=row["state"],
+        attempts=row["attempts"],
+        due_at=parse_iso(row["due_at"]),
+        error=row["error"],
+    )
+
+
 def _handoff(row: dict[str, Any]) -> Handoff:
     return Handoff(
         id=row["id"],
@@ -757,3 +976,9 @@ def _handoff(row: dict[str, Any]) -> Handoff:
         requested_by=row["requested_by"],
         accepted_at=_dt(row["accepted_at"]),
     )
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` is the database failing (disk full, read-only, I/O, locked) rather
+    than the request: such work is retried later, not set aside."""
+    return isinstance(error, sqlite3.OperationalError)

@@ -95,8 +95,11 @@ class RecordingChat:
     def channel_link(self, channel: str) -> str:
         return f"<#{channel}>"
 
-    def reply(self, user: str, channel: str | None, text: str) -> None:
+    def reply(self, user: str, channel: str | None, text: str, reply_url=None) -> None:
         self.replies.append((user, text))
+
+    def is_transient(self, error: Exception) -> bool:
+        return isinstance(error, ConnectionError)
 
     def mention(self, user: str | None) -> str:
         return f"<@{user}>" if user else "-"

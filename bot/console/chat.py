@@ -99,8 +99,13 @@ class ConsoleChat:
     def channel_link(self, channel: str) -> str:
         return channel
 
-    def reply(self, user: str, channel: str | None, text: str) -> None:
+    def reply(
+        self, user: str, channel: str | None, text: str, reply_url: str | None = None
+    ) -> None:
         self._write(f"bot (to @{user}) › ", text)
+
+    def is_transient(self, error: Exception) -> bool:
+        return False  # a terminal has no outage to wait out
 
     def mention(self, user: str | None) -> str:
         return f"@{user}" if user else "—"

@@ -1,29 +1,35 @@
 """The bolt app: every Slack listener, registered in this one place.
 
-Each listener journals the request and acknowledges it (Slack allows 3 s), then
-hands one call into the shared command handler (`bot/dispatch.py`) to a worker
-pool, which runs the engine and posts the results. `/incident handoff ROLE @user`
-arrives in `incident_command` like every other verb and is routed by
+Each listener journals the request (durably, naming the incident it addresses)
+and acknowledges it (Slack allows 3 s), then wakes that incident's lane, where
+the shared command handler (`bot/dispatch.py`) carries it out after the
+requests before it. `/incident handoff ROLE @user` arrives in
+`incident_command` like every other verb and is routed by
 `dispatch._HANDLERS["handoff"]`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltRequest
 from slack_sdk import WebClient
 
 from bot.bootstrap import Bot
 from bot.dispatch import Context
+from bot.errors import BotError
+from bot.lanes import Lanes
 from bot.slack.blocks import selected, start_modal, update_modal
-from bot.slack.priority import RequestsFirst
 from bot.slack.text import SLACK_USER, from_slack
 
 log = logging.getLogger(__name__)
+ENVELOPE_HEADER = "x-incident-bot-envelope-id"  # set by our Socket Mode handler (socket.py)
+UNRECORDED_LOG_EVERY = 60.0  # seconds: a database that cannot be written is logged this often
 
 
 def create_app(
@@ -31,73 +37,88 @@ def create_app(
     client: WebClient,
     signing_secret: str | None,
     executor: ThreadPoolExecutor,
-    work: ThreadPoolExecutor,
-    priority: RequestsFirst,
+    commands: Lanes,
 ) -> App:
-    """`executor` runs listeners (journal and ack: quick); `work` runs what follows the ack
-    once no request is waiting for its own (see priority.py), so a burst of commands is
-    acknowledged first and carried out right after."""
+    """`executor` runs listeners (journal and ack: quick); `commands` carries requests out
+    afterwards, one at a time per incident."""
     app = App(
         client=client,
-        listener_executor=executor,  # ours, so shutdown can wait for commands in flight
+        listener_executor=executor,  # ours, so shutdown can wait for listeners in flight
         signing_secret=signing_secret or "",
         request_verification_enabled=bool(signing_secret),
-        token_verification_enabled=False,  # `serve` checks the token once, with a clear error
+        # auth.test once, here at start-up: never on a request's path, where Slack being
+        # away would fail the request before it is journaled
+        token_verification_enabled=True,
         process_before_response=False,  # ack first; the work runs after the response
     )
     handler = bot.handler
     handler.accepts_user = lambda user: bool(SLACK_USER.match(user))  # `@ben` is not a user here
+    unrecorded = _Throttled(UNRECORDED_LOG_EVERY)
 
-    def journaled(ack: Ack, payload: dict[str, Any], ctx: Context, reply_url: str | None) -> None:
-        """Journal, acknowledge, run: a crash after the ack still runs the request on restart."""
+    def journaled(ack: Ack, payload: dict[str, Any], ctx: Context, request: BoltRequest) -> None:
+        """Journal, acknowledge, wake the lane: a crash after the ack still runs it on restart."""
         try:
-            inbox_id = handler.receive(payload, ctx, reply_url)
-        finally:
-            ack()
-        if inbox_id is None:
-            work.submit(_after_ack, priority, handler.repeat, ctx)
-        else:
-            work.submit(_after_ack, priority, handler.process, inbox_id, payload, ctx)
+            received = handler.receive(payload, ctx, delivery=_delivery(request))
+        except BotError as error:  # e.g. a button used outside its incident's channel
+            ack(text=handler.render(f"error.{error.key}", **error.params))
+            return
+        except Exception:  # the database cannot be written: say so now, never a silent 404
+            if unrecorded.due():
+                log.exception("a request could not be journaled; answered 'try again'")
+            ack(text=handler.render("error.not_recorded"))
+            return
+        ack()
+        if received.repeat == "double":
+            handler.repeat(ctx)
+        elif received.lane is not None:
+            commands.wake(received.lane)
+        # "delivery": Slack (or someone) sent the same signed request again: ignored
 
     @app.command("/incident")
-    def incident_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+    def incident_command(ack: Ack, command: dict[str, Any], request: BoltRequest) -> None:
         text = command.get("text") or ""
         if not text.strip():
             ack()
             modal = start_modal(handler.render, bot.catalog.all(), command["channel_id"])
             client.views_open(trigger_id=command["trigger_id"], view=modal)
             return
-        ctx = _command_context(command, respond)
-        journaled(ack, {"text": from_slack(text)}, ctx, command.get("response_url"))
+        ctx = Context(
+            actor=command["user_id"],
+            channel=command["channel_id"],
+            reply_url=command.get("response_url"),
+        )
+        journaled(ack, {"text": from_slack(text)}, ctx, request)
 
     @app.action("accept_handoff")
     def accept_handoff(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], request: BoltRequest
     ) -> None:
-        ctx = _button_context(body, int(action["value"]), respond)
-        journaled(ack, {"text": "accept"}, ctx, body.get("response_url"))
+        journaled(ack, {"text": "accept"}, _button_context(body, action["value"]), request)
 
     @app.action("step_done")
-    def step_done(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    def step_done(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], request: BoltRequest
+    ) -> None:
         incident_id, _, step = action["selected_option"]["value"].partition(":")
-        ctx = _button_context(body, int(incident_id), respond)
-        journaled(ack, {"text": f"done {step}"}, ctx, body.get("response_url"))
+        journaled(ack, {"text": f"done {step}"}, _button_context(body, incident_id), request)
 
     @app.action("next_phase")
     def next_phase(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], request: BoltRequest
     ) -> None:
-        ctx = _button_context(body, int(action["value"]), respond)
-        journaled(ack, {"text": "next"}, ctx, body.get("response_url"))
+        journaled(ack, {"text": "next"}, _button_context(body, action["value"]), request)
 
     @app.action("post_update")
     def post_update_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        modal = update_modal(handler.render, int(action["value"]))
+        channel = (body.get("channel") or {}).get("id")
+        modal = update_modal(handler.render, int(action["value"]), channel)
         client.views_open(trigger_id=body["trigger_id"], view=modal)
 
     @app.view("start_incident")
-    def start_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    def start_submitted(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], request: BoltRequest
+    ) -> None:
         values = view["state"]["values"]
         ctx = Context(actor=body["user"]["id"], channel=view.get("private_metadata") or None)
         declare = {  # structured: a title starting with "sev2" stays a title
@@ -105,39 +126,59 @@ def create_app(
             "severity": selected(values, "severity"),
             "title": (selected(values, "title") or "").strip(),
         }
-        journaled(ack, {"declare": declare}, ctx, None)
+        journaled(ack, {"declare": declare}, ctx, request)
 
     @app.view("post_update")
-    def update_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    def update_submitted(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], request: BoltRequest
+    ) -> None:
         text = selected(view["state"]["values"], "text") or ""
-        ctx = Context(actor=body["user"]["id"], incident_id=int(view["private_metadata"]))
-        journaled(ack, {"text": f"update {text}"}, ctx, None)
+        meta = _metadata(view.get("private_metadata"))
+        ctx = Context(
+            actor=body["user"]["id"], channel=meta.get("channel"), incident_id=meta["incident"]
+        )
+        journaled(ack, {"text": f"update {text}"}, ctx, request)
 
     return app
 
 
-def _after_ack(priority: RequestsFirst, work: Callable[..., object], *args: object) -> None:
-    """Run after-the-ack work once requests are answered; a failure is logged (the pool
-    would keep it to itself)."""
-    try:
-        priority.run(work, *args)
-    except Exception:
-        log.exception("processing a request failed")
+def _delivery(request: BoltRequest) -> str | None:
+    """Slack's identity of this delivery: the request signature (HTTP) or the envelope id
+    (Socket Mode). The same delivery twice is a replay or a retry, never a new request."""
+    for header, prefix in (("x-slack-signature", "sig"), (ENVELOPE_HEADER, "env")):
+        values = request.headers.get(header) or []
+        if values and values[0]:
+            return f"{prefix}:{values[0]}"
+    return None
 
 
-def _command_context(command: dict[str, Any], respond: Respond) -> Context:
-    return Context(
-        actor=command["user_id"],
-        channel=command["channel_id"],
-        reply=lambda text: respond(text=text, response_type="ephemeral"),
-    )
-
-
-def _button_context(body: dict[str, Any], incident_id: int, respond: Respond) -> Context:
+def _button_context(body: dict[str, Any], incident_id: str) -> Context:
     channel = (body.get("channel") or {}).get("id")
     return Context(
         actor=body["user"]["id"],
         channel=channel,
-        incident_id=incident_id,
-        reply=lambda text: respond(text=text, response_type="ephemeral", replace_original=False),
+        incident_id=int(incident_id),
+        reply_url=body.get("response_url"),
     )
+
+
+def _metadata(text: str | None) -> dict[str, Any]:
+    """A form's private_metadata: `{"incident": 7, "channel": "C…"}` (older forms: `7`)."""
+    data = json.loads(text or "null")
+    return data if isinstance(data, dict) else {"incident": int(data)}
+
+
+class _Throttled:
+    """True at most once per `every` seconds (a log line per minute, not per request)."""
+
+    def __init__(self, every: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self._monotonic = monotonic
+        self._last = float("-inf")
+
+    def due(self) -> bool:
+        now = self._monotonic()
+        if now - self._last < self.every:
+            return False
+        self._last = now
+        return True

@@ -7,6 +7,7 @@ Every message also carries a plain `text` fallback for notifications.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -201,12 +202,13 @@ def start_modal(render: Renderer, runbooks: list[LoadedRunbook], channel: str) -
     return view.to_dict()
 
 
-def update_modal(render: Renderer, incident_id: int) -> dict[str, Any]:
-    """The form behind the plan's "Post update" button."""
+def update_modal(render: Renderer, incident_id: int, channel: str | None) -> dict[str, Any]:
+    """The form behind the plan's "Post update" button; it remembers the incident and the
+    channel it was opened from, which must still match when it is submitted."""
     view = View(
         type="modal",
         callback_id="post_update",
-        private_metadata=str(incident_id),
+        private_metadata=json.dumps({"incident": incident_id, "channel": channel}),
         title=PlainTextObject(text=_cut(render("label.update_title"), 24)),
         submit=PlainTextObject(text=_cut(render("label.post"), 24)),
         blocks=[

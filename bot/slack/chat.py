@@ -12,6 +12,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
 
 from bot.chat import Button, channel_name
 from bot.messages import Renderer
@@ -22,6 +23,15 @@ from bot.slack.pacing import Pacer
 from bot.slack.text import escape
 
 log = logging.getLogger(__name__)
+RESPONSE_URL_TIMEOUT = 10  # seconds; a response_url that hangs must not hold a lane long
+# errors Slack answers with HTTP 200 that mean "later", not "never"
+_TRANSIENT = {
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+}
 
 
 class SlackChat:
@@ -66,7 +76,14 @@ class SlackChat:
             self.pacer.wait(self.announce_channel)
             self._courtesy("chat_postMessage", channel=self.announce_channel, text=text)
 
-    def reply(self, user: str, channel: str | None, text: str) -> None:
+    def reply(
+        self, user: str, channel: str | None, text: str, reply_url: str | None = None
+    ) -> None:
+        """Through the request's response_url when there is one; when that refuses (it
+        expires after 30 minutes, a proxy may block it), ephemerally in the channel, and
+        failing that, by direct message."""
+        if reply_url and self._respond(reply_url, text):
+            return
         if channel is None:
             self.notify(user, text)
             return
@@ -75,6 +92,12 @@ class SlackChat:
                 self.client.chat_postEphemeral(channel=channel, user=user, **payload)
         except SlackApiError:  # e.g. the bot is not in that channel: say it directly instead
             self.notify(user, text)
+
+    def is_transient(self, error: Exception) -> bool:
+        if isinstance(error, SlackApiError):
+            status = getattr(error.response, "status_code", 200)
+            return status == 429 or status >= 500 or error.response.get("error") in _TRANSIENT
+        return isinstance(error, OSError)  # no connection, reset, timeout
 
     def upload(self, channel: str, path: Path, title: str) -> None:
         self.client.files_upload_v2(
@@ -113,6 +136,19 @@ class SlackChat:
         return f"<#{channel}>"
 
     # --- helpers ------------------------------------------------------------
+
+    def _respond(self, url: str, text: str) -> bool:
+        try:
+            answer = WebhookClient(url, timeout=RESPONSE_URL_TIMEOUT).send(
+                text=text, response_type="ephemeral", replace_original=False
+            )
+        except Exception as exc:  # refused, unreachable: answer another way
+            log.warning("the reply could not use its response_url (%s)", type(exc).__name__)
+            return False
+        if answer.status_code != 200:
+            log.warning("the reply could not use its response_url (HTTP %s)", answer.status_code)
+            return False
+        return True
 
     def _create_channel(self, name: str) -> str:
         """conversations.create, adding -2, -3 … while the name is taken."""

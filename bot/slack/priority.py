@@ -16,6 +16,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
 
 QUIET = 0.003  # seconds without requests that end a burst
 MAX_DEFER = 0.5  # seconds one piece of work is held back at most, over all its pauses
@@ -50,13 +53,15 @@ class RequestsFirst:
                 if not self._in_flight:  # waking the waiting work only then keeps bursts quick
                     self._cond.notify_all()
 
-    def run(self, work: Callable[..., object], *args: object) -> None:
+    def run(self, work: Callable[..., T], *args: object, max_defer: float | None = None) -> T:
         """Run one piece of background work, pausing first and before each Web API call
-        it makes (`pause`) while requests arrive; its pauses share one `max_defer`."""
-        self._local.deadline = self._monotonic() + self.max_defer
+        it makes (`pause`) while requests arrive; its pauses share one `max_defer`
+        (default: the instance's)."""
+        allowance = self.max_defer if max_defer is None else max_defer
+        self._local.deadline = self._monotonic() + allowance
         try:
             self.pause()
-            work(*args)
+            return work(*args)
         finally:
             self._local.deadline = None
 

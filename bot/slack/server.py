@@ -13,7 +13,7 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -26,18 +26,20 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
-from slack_sdk.webhook import WebhookClient
 
 from bot.bootstrap import Bot, build
-from bot.clock import Clock
+from bot.clock import Clock, utc_now
 from bot.config import Settings
+from bot.lanes import Lane, Lanes
 from bot.persistence_clock import persisted_clock
 from bot.reminders import ReminderScheduler
 from bot.slack.app import create_app
 from bot.slack.chat import SlackChat
 from bot.slack.plan_redraws import PlanRedraws
 from bot.slack.priority import RequestsFirst
+from bot.slack.socket import SocketMode
 from bot.store import Store
+from bot.writer_lock import DatabaseInUse, hold_writer_lock
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
@@ -46,7 +48,9 @@ MAX_BODY = 1_000_000
 REQUEST_TIMEOUT = 10  # seconds a connection may sit idle while sending its request
 REMINDER_THREADS = 8  # reminders due at once are posted in parallel
 LISTENER_THREADS = 16  # requests being journaled and acknowledged at once
-WORK_THREADS = 16  # commands being carried out at once; posting may wait on Slack's pace
+WORK_THREADS = 16  # incidents whose commands are being carried out at once
+DELIVERY_THREADS = 16  # incidents whose messages are being posted at once (Slack's pace)
+COMMAND_DEFER = 0.05  # seconds a state change may wait for acknowledgements in all
 SHUTDOWN_POLL = 0.05  # seconds: how often serve_forever checks for a stop (default 0.5)
 
 
@@ -123,14 +127,15 @@ class RunningBot:
     bot: Bot
     app: App
     scheduler: ReminderScheduler
+    commands: Lanes
+    deliveries: Lanes
+    priority: RequestsFirst
+    plan_redraws: PlanRedraws
+    pools: list[ThreadPoolExecutor]  # listeners, commands, deliveries: stopped in this order
     server: ThreadingHTTPServer | None = None
     # Socket Mode has no signing secret: then only /healthz is served over HTTP,
     # so nobody on the network can post unsigned commands to /slack/events
     events_over_http: bool = True
-    executor: ThreadPoolExecutor | None = None
-    work: ThreadPoolExecutor | None = None
-    plan_redraws: PlanRedraws | None = None
-    priority: RequestsFirst = field(default_factory=RequestsFirst)
 
     @property
     def url(self) -> str:
@@ -139,25 +144,29 @@ class RunningBot:
         return f"http://{host}:{port}"
 
     def healthy(self) -> dict[str, str]:
-        """What /healthz reports: the database answers and the reminder alarm runs."""
+        """What /healthz reports: the database takes a write and the reminder alarm runs."""
         status = {"db": "ok", "scheduler": "running" if self.scheduler.running else "stopped"}
         try:
-            self.bot.store.get_meta("schema")
+            self.bot.store.probe_write(utc_now())
         except Exception as exc:  # any database failure makes the bot unhealthy
-            status["db"] = f"error: {type(exc).__name__}"
+            status["db"] = f"error: {type(exc).__name__}: {exc}"[:200]
         return status
 
+    def idle(self) -> bool:
+        """No request being carried out and nothing waiting to be delivered (tests)."""
+        return not self.commands.busy and not self.deliveries.busy
+
     def stop(self) -> None:
-        """Stop taking requests, let commands in flight finish, then close the database."""
+        """Stop taking requests, let the work in flight finish, then close the database."""
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
-        for pool in (self.executor, self.work):  # listeners first: they feed the work pool
-            if pool is not None:
-                pool.shutdown(wait=True)
+        for pool in self.pools:  # listeners first: they feed the lanes
+            pool.shutdown(wait=True)
+        self.commands.close()
+        self.deliveries.close()
         self.scheduler.shutdown()
-        if self.plan_redraws is not None:
-            self.plan_redraws.stop()
+        self.plan_redraws.stop()
         self.bot.close()
 
 
@@ -166,41 +175,57 @@ def start_bot(
     client: WebClient | None = None,
     clock: Clock | None = None,
     port: int | None = None,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
     events_over_http: bool = True,
 ) -> RunningBot:
-    """Wire store, clock, Slack chat, engine, reminders and the bolt app; serve HTTP if `port`."""
+    """Wire store, clock, Slack chat, engine, reminders, lanes and the bolt app; serve HTTP
+    on `host:port` if `port` is given."""
     client = client or web_client(settings)
     store = Store(settings.db)
     clock = clock or persisted_clock(store, settings.clock_speed)
     chat = SlackChat(client, settings.language, settings.announce_channel)
     bot = build(settings, clock, chat, store=store, reminder_workers=REMINDER_THREADS)
+    handler = bot.handler
     scheduler = ReminderScheduler(bot.reminders, clock)
-    bot.handler.after_change = scheduler.poke
+    handler.after_change = scheduler.poke
     priority = RequestsFirst()
     if isinstance(client, SlackWebClient):
         client.before_call = priority.pause
-    plan_redraws = PlanRedraws(
-        lambda incident_id: priority.run(bot.handler.refresh_plan, incident_id)
-    )
+    plan_redraws = PlanRedraws(lambda incident_id: priority.run(handler.refresh_plan, incident_id))
     # commands and reminders stay quick; the pinned picture follows at chat.update's pace
-    bot.reminders.after_post = bot.handler.plan_changed = plan_redraws.mark
+    bot.reminders.after_post = handler.plan_changed = plan_redraws.mark
     plan_redraws.start()
-    executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
+    listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
     work = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="work")
-    app = create_app(bot, client, settings.slack_signing_secret, executor, work, priority)
-    scheduler.start()
-    threading.Thread(target=_recover, args=(bot,), name="recover", daemon=True).start()
-    running = RunningBot(
-        bot,
-        app,
-        scheduler,
-        events_over_http,
-        executor=executor,
-        work=work,
-        plan_redraws=plan_redraws,
-        priority=priority,
+    deliver = ThreadPoolExecutor(max_workers=DELIVERY_THREADS, thread_name_prefix="deliver")
+    # state changes wait for acknowledgements only briefly; what they say may wait longer
+    commands = Lanes(
+        "commands",
+        work,
+        handler.run_next,
+        run=lambda step, lane: priority.run(step, lane, max_defer=COMMAND_DEFER),
     )
+    deliveries = Lanes(
+        "deliveries", deliver, handler.outbox.step, run=lambda step, lane: priority.run(step, lane)
+    )
+    handler.outbox.wake = deliveries.wake
+    interrupted = handler.outbox.recover()  # before any delivery starts (see outbox.py)
+    app = create_app(bot, client, settings.slack_signing_secret, listeners, commands)
+    scheduler.start()
+    running = RunningBot(
+        bot=bot,
+        app=app,
+        scheduler=scheduler,
+        commands=commands,
+        deliveries=deliveries,
+        priority=priority,
+        plan_redraws=plan_redraws,
+        pools=[listeners, work, deliver],
+        events_over_http=events_over_http,
+    )
+    threading.Thread(
+        target=_recover, args=(running, interrupted), name="recover", daemon=True
+    ).start()
     if port is not None:
         running.server = SlackHTTPServer((host, port), handler_class(running))
         threading.Thread(
@@ -212,28 +237,28 @@ def start_bot(
     return running
 
 
-def _recover(bot: Bot) -> None:
-    """After a crash: finish declarations that got no channel, then run every request that was
-    acknowledged but not finished, and redraw the plans (a redraw still waiting when the last
-    process stopped was lost). Runs beside start-up, so /healthz answers at once."""
+def _recover(running: RunningBot, deliveries: list[Lane]) -> None:
+    """After a crash or a restart: deliver what was left in the outbox, open channels for
+    declarations that got none, run every request that was acknowledged but not finished
+    (each in its incident's lane, in journal order, beside new ones), and redraw the plans
+    (a redraw still waiting when the last process stopped was lost). Runs beside start-up,
+    so /healthz answers at once."""
+    bot = running.bot
     try:
+        for lane in deliveries:
+            running.deliveries.wake(lane)
         active = bot.service.active()  # loaded once: with many incidents this is the cost
         for incident in active:
             if incident.plan_ref:
                 bot.handler.plan_changed(incident.id)  # paced: no burst of chat.update
-        bot.handler.reopen_channels(active)
-        replayed = bot.handler.replay(_response_url_reply)
-        if replayed:
-            log.info("replayed %d acknowledged request(s) left unfinished by a crash", replayed)
+        bot.handler.recover_declarations(active)
+        lanes = bot.handler.pending_lanes()
+        for lane in lanes:
+            running.commands.wake(lane)
+        if lanes:
+            log.info("carrying out acknowledged requests left unfinished in %d lane(s)", len(lanes))
     except Exception:
-        log.exception("recovering unfinished requests failed")
-
-
-def _response_url_reply(url: str | None) -> Callable[[str], None] | None:
-    if not url:
-        return None
-    webhook = WebhookClient(url)
-    return lambda text: webhook.send(text=text, response_type="ephemeral")
+        log.exception("recovering unfinished work failed")
 
 
 class Served(Protocol):
@@ -307,10 +332,24 @@ def handler_class(running: Served) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(settings: Settings, http: bool, port: int) -> int:
-    """`incident-bot serve`: Socket Mode when SLACK_APP_TOKEN is set (and not --http), else HTTP."""
+def serve(settings: Settings, http: bool, port: int, host: str | None = None) -> int:
+    """`incident-bot serve`: Socket Mode when SLACK_APP_TOKEN is set (and not --http), else HTTP.
+    The port listens on `host`: by default every address for HTTP (Slack must reach it),
+    only this machine in Socket Mode (it serves /healthz alone)."""
     socket_mode = bool(settings.slack_app_token) and not http
     check_tokens(settings, http=not socket_mode)
+    host = host or ("127.0.0.1" if socket_mode else "0.0.0.0")
+    try:
+        writer = hold_writer_lock(settings.db)
+    except DatabaseInUse as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        return _serve(settings, socket_mode, port, host)
+    finally:
+        writer.release()
+
+
+def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
     if not settings.db.exists():
         log.warning("no database at %s: creating a new, empty one", settings.db)
         print(f"incident-bot: no database at {settings.db}; creating a new, empty one", flush=True)
@@ -323,9 +362,14 @@ def serve(settings: Settings, http: bool, port: int) -> int:
         raise StartupError(
             f"cannot reach the Slack API ({exc.__class__.__name__}); check SLACK_API_URL"
         ) from None
-    running = start_bot(settings, client=client, port=port, events_over_http=not socket_mode)
+    running = start_bot(
+        settings, client=client, port=port, host=host, events_over_http=not socket_mode
+    )
     log.info(
-        "incident-bot listening on port %s (%s)", port, "Socket Mode" if socket_mode else "HTTP"
+        "incident-bot listening on %s:%s (%s)",
+        host,
+        port,
+        "Socket Mode" if socket_mode else "HTTP",
     )
     print(
         f"incident-bot: {'Socket Mode' if socket_mode else 'HTTP'}; health at :{port}{HEALTH_PATH}",
@@ -335,14 +379,8 @@ def serve(settings: Settings, http: bool, port: int) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         if socket_mode:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            class _RequestsFirst(SocketModeHandler):
-                def handle(self, client, req):  # type: ignore[no-untyped-def]
-                    with running.priority.request():
-                        super().handle(client, req)
-
-            _RequestsFirst(running.app, settings.slack_app_token).connect()
+            assert settings.slack_app_token
+            SocketMode(running.app, settings.slack_app_token, running.priority).connect()
         stop.wait()
     except KeyboardInterrupt:
         pass
