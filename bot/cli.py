@@ -120,6 +120,53 @@ def _backup(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    """What needs an operator's eye: requests set aside, messages that never went out."""
+    from bot.writer_lock import lock_path
+
+    db = settings.drill_db if args.drill else settings.db
+    if not db.exists():
+        print(f"There is no database at {db} (INCIDENT_BOT_DB)", file=sys.stderr)
+        return 1
+    store = Store(db)
+    try:
+        unfinished = store.unfinished_requests()
+        dead = store.dead_requests()
+        pending = store.pending_outgoing()
+        failed = store.failed_outgoing()
+    finally:
+        store.close()
+    holder = lock_path(db)
+    print(f"database   {db}")
+    print(f"writer     {_lock_holder(holder)}")
+    print(f"requests   {len(unfinished)} waiting, {len(dead)} set aside")
+    for row in dead:
+        where = f"INC-{row['incident_id']}" if row["incident_id"] else row["channel"] or "-"
+        print(
+            f"  set aside #{row['id']} {row['received_at']} by {row['actor']} in {where}: "
+            f"{row['payload'][:80]} ({row['attempts']} tries: {row['error']})"
+        )
+    print(f"messages   {len(pending)} waiting, {len(failed)} failed or unknown (latest shown)")
+    for item in failed:
+        where = f"INC-{item.incident_id}" if item.incident_id else "-"
+        print(f"  {item.state} #{item.id} {item.kind} for {where}: {item.error}")
+    return 1 if dead or failed else 0
+
+
+def _lock_holder(path: Path) -> str:
+    import fcntl
+
+    if not path.exists():
+        return "none (no serve has run here)"
+    with open(path, encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return f"held: {handle.read().strip()}"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return "none (no serve is running)"
+
+
 def _manifest(args: argparse.Namespace, settings: Settings) -> int:
     from bot.slack.manifest import manifest_yaml
 
@@ -148,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="where to write the copy")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(run=_backup)
+
+    p = sub.add_parser("doctor", help="show requests set aside and messages that failed")
+    p.add_argument("--drill", action="store_true", help="the drill and demo database")
+    p.set_defaults(run=_doctor)
 
     p = sub.add_parser("manifest", help="print the Slack app manifest (YAML)")
     p.add_argument("--url", help="public base URL for HTTP mode; without it, Socket Mode")

@@ -124,7 +124,7 @@ class CommandHandler:
             result = self._execute(payload, ctx, None)
         except Exception as exc:  # disk trouble: what was committed stays committed
             log.exception("command %r failed", str(payload)[:80])
-            result = self._refuse(ctx, BotError("internal", error=type(exc).__name__), None)
+            result = self.refuse(ctx, BotError("internal", error=type(exc).__name__), None)
         self.outbox.deliver_now()
         return result
 
@@ -250,9 +250,10 @@ class CommandHandler:
                     store.finish_request(inbox_id, self.service.clock.now())
                 return result
         except BotError as error:
-            return self._refuse(ctx, error, inbox_id)
+            return self.refuse(ctx, error, inbox_id)
 
-    def _refuse(self, ctx: Context, error: BotError, inbox_id: int | None) -> Result:
+    def refuse(self, ctx: Context, error: BotError, inbox_id: int | None = None) -> Result:
+        """Answer a refusal privately (and mark its request done)."""
         with self.service.store.transaction():
             self.answer(ctx, self.render(f"error.{error.key}", **error.params))
             if inbox_id is not None:

@@ -42,6 +42,7 @@ class Lanes:
         # how each step is run (e.g. inside RequestsFirst, so acknowledgements go first)
         self._run = run or (lambda step, key: step(key))
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
         self._active: set[Lane] = set()  # lanes a thread is stepping now
         self._again: set[Lane] = set()  # woken while active: look once more
         self._timers: dict[Lane, threading.Timer] = {}
@@ -59,11 +60,7 @@ class Lanes:
                 self._again.add(key)
                 return
             self._active.add(key)
-        try:
-            self._pool.submit(self._drain, key)
-        except RuntimeError:  # the pool is shutting down: the database keeps the work
-            with self._lock:
-                self._active.discard(key)
+        self._submit(key)
 
     def close(self) -> None:
         with self._lock:
@@ -77,6 +74,12 @@ class Lanes:
         with self._lock:
             return bool(self._active)
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no lane is being stepped (a lane waiting for a retry is idle);
+        False on timeout. For shutdown and tests."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._active, timeout)
+
     def _drain(self, key: Lane) -> None:
         wait: float | None = None
         for _ in range(TURN):
@@ -88,19 +91,27 @@ class Lanes:
             if wait != 0:
                 break
         with self._lock:
-            self._active.discard(key)
             again = key in self._again
             self._again.discard(key)
-            if self._closed:
-                return
-            if wait == 0 or again:
-                resubmit = True
-            else:
-                resubmit = False
-                if wait is not None and key not in self._timers:
+            resubmit = not self._closed and (wait == 0 or again)
+            if not resubmit:  # the lane stays active across a resubmission: never idle between
+                self._release(key)
+                if wait is not None and not self._closed and key not in self._timers:
                     timer = threading.Timer(wait, self.wake, (key,))
                     timer.daemon = True
                     self._timers[key] = timer
                     timer.start()
         if resubmit:
-            self.wake(key)
+            self._submit(key)
+
+    def _submit(self, key: Lane) -> None:
+        try:
+            self._pool.submit(self._drain, key)
+        except RuntimeError:  # the pool is shutting down: the database keeps the work
+            with self._lock:
+                self._release(key)
+
+    def _release(self, key: Lane) -> None:
+        self._active.discard(key)
+        if not self._active:
+            self._idle.notify_all()

@@ -11,7 +11,9 @@ import contextvars
 import json
 import logging
 import re
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 
 current_incident: contextvars.ContextVar[str] = contextvars.ContextVar("incident", default="-")
 _TOKENS = re.compile(r"\bx(?:ox[abposr]|app)-[A-Za-z0-9-]+")
@@ -71,3 +73,26 @@ def setup_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # APScheduler says "Added job" / "Removed job" at INFO each time the alarm moves
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+class Throttled:
+    """True at most once per `every` seconds: a fault that repeats is logged once a minute,
+    not once per request or per try."""
+
+    def __init__(
+        self, every: float = 60.0, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.every = every
+        self._monotonic = monotonic
+        self._last = float("-inf")
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        with self._lock:
+            now = self._monotonic()
+            if now - self._last < self.every:
+                return False
+            self._last = now
+            return True

@@ -132,7 +132,8 @@ class Outgoing:
     body: dict[str, Any]
     state: str  # pending | sending | sent | failed | unknown
     attempts: int
-    due_at: datetime
+    due_at: datetime  # when it may be tried (next)
+    created_at: datetime
     error: str | None = None
 
 

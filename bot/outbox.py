@@ -163,7 +163,7 @@ class Outbox:
         return lanes
 
     def _will_retry(self, row: Outgoing, error: Exception) -> bool:
-        return self.chat.is_transient(error) and self.wall() - row.due_at < GIVE_UP_AFTER
+        return self.chat.is_transient(error) and self.wall() - row.created_at < GIVE_UP_AFTER
 
     def _backoff(self, row: Outgoing) -> float:
         return min(2.0**row.attempts, MAX_BACKOFF)

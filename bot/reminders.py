@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from time import monotonic as time_monotonic
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
@@ -48,7 +49,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.chat import ChatPort
 from bot.clock import Clock, FakeClock, utc_now
-from bot.logs import current_incident
+from bot.logs import Throttled, current_incident
 from bot.messages import Renderer
 from bot.model import Event, Incident, Reminder
 from bot.postmortem import upload_review
@@ -127,6 +128,8 @@ def _arm_steps(
 # incidents whose due reminders are claimed in one transaction (and at risk in a crash):
 # small enough that a command's journal never waits long for the store
 CHUNK = 16
+BACKOFF_BASE = 1.0  # seconds the alarm waits after a failed firing, doubled each time
+BACKOFF_CAP = 60.0
 # in one message, the most urgent first (what is due at once for one incident is posted once)
 ORDER = {"overrun": 0, "risk": 1, "phase": 2, "step": 3, "postmortem": 4, "action": 5}
 
@@ -462,16 +465,30 @@ def run_until(reminders: ReminderService, clock: FakeClock, target: datetime) ->
 
 
 class ReminderScheduler:
-    """One APScheduler job that sleeps until the earliest pending reminder."""
+    """One APScheduler job that sleeps until the earliest pending reminder.
 
-    def __init__(self, reminders: ReminderService, clock: Clock) -> None:
+    When firing fails (say, the database cannot be written), the alarm backs off
+    exponentially up to `BACKOFF_CAP` instead of re-firing at once for the same
+    overdue row, and the failure is logged once a minute."""
+
+    def __init__(
+        self,
+        reminders: ReminderService,
+        clock: Clock,
+        wall: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time_monotonic,
+    ) -> None:
         self.reminders = reminders
         self.clock = clock
+        self._wall = wall
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._lock = threading.Lock()
         self._wakes = itertools.count()
         self._job_id: str | None = None
         self._stopping = False
+        self.failures = 0  # firings in a row that failed
+        self.next_wake: datetime | None = None  # when the alarm rings next (wall clock)
+        self._log = Throttled(60.0, monotonic)
 
     def start(self) -> None:
         """Re-arm from the database: settle interrupted rows, then wake for what is due."""
@@ -491,8 +508,9 @@ class ReminderScheduler:
     def running(self) -> bool:
         return bool(self._scheduler.running)
 
-    def poke(self) -> None:
-        """Re-read the earliest due row and set the alarm for it (call after any change)."""
+    def poke(self, not_before: datetime | None = None) -> None:
+        """Re-read the earliest due row and set the alarm for it (call after any change);
+        `not_before` holds the alarm back (backoff after a failure)."""
         with self._lock:
             if self._stopping:
                 return
@@ -505,16 +523,38 @@ class ReminderScheduler:
                 self._job_id = None
             due = self.reminders.store.next_reminder_due()
             if due is None:
+                self.next_wake = None
                 return
-            wake = utc_now() + timedelta(seconds=self.clock.real_seconds_until(due))
+            wake = self._wall() + timedelta(seconds=self.clock.real_seconds_until(due))
+            if not_before is not None and wake < not_before:
+                wake = not_before
+            self.next_wake = wake
             self._job_id = f"reminders-{next(self._wakes)}"
             self._scheduler.add_job(
                 self._run, "date", run_date=wake, id=self._job_id, misfire_grace_time=None
             )
 
+    def backoff(self) -> timedelta:
+        """How long the alarm waits after `failures` failed firings in a row."""
+        seconds = BACKOFF_BASE * 2 ** max(self.failures - 1, 0)
+        return timedelta(seconds=min(seconds, BACKOFF_CAP))
+
     def _run(self) -> None:
         try:
             self.reminders.fire_due()
-        except Exception:  # keep the alarm alive whatever happened
-            log.exception("firing reminders failed")
+        except Exception:  # keep the alarm alive whatever happened, but not in a tight loop
+            self.failures += 1
+            if self._log.due():
+                log.exception(
+                    "firing reminders failed (%d time(s) in a row); next try in %s",
+                    self.failures,
+                    self.backoff(),
+                )
+            try:
+                self.poke(not_before=self._wall() + self.backoff())
+            except Exception:
+                if self._log.due():
+                    log.exception("re-arming the reminder alarm failed")
+            return
+        self.failures = 0
         self.poke()

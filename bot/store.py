@@ -962,6 +962,7 @@ def _outgoing(row: dict[str, Any]) -> Outgoing:
         state=row["state"],
         attempts=row["attempts"],
         due_at=parse_iso(row["due_at"]),
+        created_at=parse_iso(row["created_at"]),
         error=row["error"],
     )
 

@@ -19,6 +19,7 @@ from bot.dispatch import Context
 from bot.persistence_clock import persisted_clock
 from bot.reminders import ReminderScheduler
 from bot.store import Store
+from bot.writer_lock import DatabaseInUse, hold_writer_lock
 
 _SPEAKER = re.compile(r"^@([\w.\-]+):\s*(.*)$")
 
@@ -38,6 +39,25 @@ def run_drill(
     inp: TextIO,
     out: TextIO,
     clock: Clock | None = None,
+) -> int:
+    try:
+        writer = hold_writer_lock(settings.drill_db, "drill")
+    except DatabaseInUse as exc:
+        print(f"incident-bot: {exc}", file=out)
+        return 2
+    try:
+        return _drill(settings, runbook_id, speed, inp, out, clock)
+    finally:
+        writer.release()
+
+
+def _drill(
+    settings: Settings,
+    runbook_id: str,
+    speed: float,
+    inp: TextIO,
+    out: TextIO,
+    clock: Clock | None,
 ) -> int:
     store = Store(settings.drill_db)
     clock = clock or persisted_clock(store, speed)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,6 +22,7 @@ from bot.bootstrap import Bot
 from bot.dispatch import Context
 from bot.errors import BotError
 from bot.lanes import Lanes
+from bot.logs import Throttled
 from bot.slack.blocks import selected, start_modal, update_modal
 from bot.slack.text import SLACK_USER, from_slack
 
@@ -53,14 +52,15 @@ def create_app(
     )
     handler = bot.handler
     handler.accepts_user = lambda user: bool(SLACK_USER.match(user))  # `@ben` is not a user here
-    unrecorded = _Throttled(UNRECORDED_LOG_EVERY)
+    unrecorded = Throttled(UNRECORDED_LOG_EVERY)
 
     def journaled(ack: Ack, payload: dict[str, Any], ctx: Context, request: BoltRequest) -> None:
         """Journal, acknowledge, wake the lane: a crash after the ack still runs it on restart."""
         try:
             received = handler.receive(payload, ctx, delivery=_delivery(request))
         except BotError as error:  # e.g. a button used outside its incident's channel
-            ack(text=handler.render(f"error.{error.key}", **error.params))
+            ack()
+            handler.refuse(ctx, error)  # privately, like every refusal (a button's ack shows none)
             return
         except Exception:  # the database cannot be written: say so now, never a silent 404
             if unrecorded.due():
@@ -166,19 +166,3 @@ def _metadata(text: str | None) -> dict[str, Any]:
     """A form's private_metadata: `{"incident": 7, "channel": "C…"}` (older forms: `7`)."""
     data = json.loads(text or "null")
     return data if isinstance(data, dict) else {"incident": int(data)}
-
-
-class _Throttled:
-    """True at most once per `every` seconds (a log line per minute, not per request)."""
-
-    def __init__(self, every: float, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.every = every
-        self._monotonic = monotonic
-        self._last = float("-inf")
-
-    def due(self) -> bool:
-        now = self._monotonic()
-        if now - self._last < self.every:
-            return False
-        self._last = now
-        return True

@@ -139,9 +139,8 @@ class SlackChat:
 
     def _respond(self, url: str, text: str) -> bool:
         try:
-            answer = WebhookClient(url, timeout=RESPONSE_URL_TIMEOUT).send(
-                text=text, response_type="ephemeral", replace_original=False
-            )
+            webhook = WebhookClient(url, timeout=RESPONSE_URL_TIMEOUT, retry_handlers=[])
+            answer = webhook.send(text=text, response_type="ephemeral", replace_original=False)
         except Exception as exc:  # refused, unreachable: answer another way
             log.warning("the reply could not use its response_url (%s)", type(exc).__name__)
             return False

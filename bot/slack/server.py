@@ -145,7 +145,10 @@ class RunningBot:
 
     def healthy(self) -> dict[str, str]:
         """What /healthz reports: the database takes a write and the reminder alarm runs."""
-        status = {"db": "ok", "scheduler": "running" if self.scheduler.running else "stopped"}
+        scheduler = "running" if self.scheduler.running else "stopped"
+        if self.scheduler.running and self.scheduler.failures:
+            scheduler = f"backing off after {self.scheduler.failures} failed firing(s)"
+        status = {"db": "ok", "scheduler": scheduler}
         try:
             self.bot.store.probe_write(utc_now())
         except Exception as exc:  # any database failure makes the bot unhealthy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import timedelta
 
@@ -130,3 +131,40 @@ def test_live_scheduler_re_arms_from_the_database_on_start(tmp_path, drill_catal
     assert text.count(":hourglass:") == 1
     assert text.index(":alarm_clock:") < text.index(":hourglass:")
     store.close()
+
+
+def test_a_database_that_cannot_be_written_backs_the_alarm_off(tmp_path, drill_catalog, caplog):
+    """Firing fails (e.g. disk full): the alarm waits 1, 2, 4 … s, capped at a minute, instead
+    of re-firing at once for the same overdue row; the failure is logged once a minute."""
+    path, clock = tmp_path / "bot.db", FakeClock(START)
+    store, svc, reminders = _process(path, clock, drill_catalog, RecordingChat())
+    incident = svc.start("drill", "Disk full", "ana").incident
+    svc.set_channel(incident.id, "C1")
+    clock.set(START + timedelta(minutes=20))  # reminders are due
+    wall = [START]
+    ticks = [0.0]
+    scheduler = ReminderScheduler(
+        reminders, clock, wall=lambda: wall[0], monotonic=lambda: ticks[0]
+    )
+
+    def disk_full() -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    reminders.fire_due = disk_full  # type: ignore[method-assign]
+    scheduler._scheduler.start()
+    try:
+        waits = []
+        for _ in range(9):
+            scheduler._run()
+            assert scheduler.next_wake is not None
+            waits.append((scheduler.next_wake - wall[0]).total_seconds())
+            ticks[0] += 1  # a second of monotonic time between firings
+        assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+        assert caplog.text.count("firing reminders failed") == 1  # once a minute, not 9 times
+        del reminders.fire_due  # the disk has room again
+        scheduler._run()
+        assert scheduler.failures == 0
+        assert _phase_reminders(store, incident.id) == [timedelta(minutes=20)]  # the overdue one
+    finally:
+        scheduler.shutdown()
+        store.close()
