@@ -52,6 +52,7 @@ def build(
         settings.postmortem_language,
         settings.postmortem_template,
         settings.timezone,
+        runbooks=catalog.folder,
     )
     handler = CommandHandler(service, chat, settings.language, review)
     reminders = ReminderService(store, clock, chat, handler.render, reminder_workers)
