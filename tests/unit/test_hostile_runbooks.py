@@ -54,11 +54,13 @@ HOSTILE = {
     "huge-file": ("# " + "x" * (2 * MAX_RUNBOOK_BYTES) + "\n" + BASE, 1, "at most 256 KiB"),
 }
 
+# VmHWM is this process's own peak (ru_maxrss would include the parent's at fork time)
 _PROBE = """
-import resource, sys
+import re, sys
 from bot.cli import main
 status = main(["validate", *sys.argv[1:]])
-print(f"peak-rss-kib {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+peak = re.search(r"VmHWM:\\s*(\\d+) kB", open("/proc/self/status").read()).group(1)
+print(f"peak-rss-kib {peak}", file=sys.stderr)
 sys.exit(status)
 """
 
