@@ -19,7 +19,7 @@ from bot.model import Incident
 from bot.progress import IncidentView
 from bot.slack.blocks import message_payloads, plan_blocks
 from bot.slack.pacing import Pacer
-from bot.slack.text import escape
+from bot.slack.text import escape, one_line
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,10 @@ class SlackChat:
 
     def open_channel(self, incident: Incident) -> str:
         channel = self._create_channel(channel_name(incident))
+        topic = one_line(f"{incident.ref} · {incident.severity} · {incident.title}", 250)
         failed = [
             self._courtesy("conversations_invite", channel=channel, users=incident.declared_by),
-            self._courtesy(
-                "conversations_setTopic",
-                channel=channel,
-                topic=f"{incident.ref} · {incident.severity} · {incident.title}"[:250],
-            ),
+            self._courtesy("conversations_setTopic", channel=channel, topic=topic),
         ]
         self._mention_failures(channel, failed)
         return channel
