@@ -222,6 +222,7 @@ class CommandHandler:
                     channel=self.channel(incident),
                     actor=event.actor,
                     elapsed=event.at - incident.started_at,
+                    private=runbook.private,
                 )
             )
 

@@ -203,6 +203,7 @@ class Runbook(_Model):
     description: str = ""
     language: Literal["en", "zh"] = "en"
     default_severity: Severity = "sev2"
+    private: bool = False  # a private channel; announcements carry no title
     targets: Targets = Targets()
     roles: list[Role] = Field(min_length=1)
     contacts: list[Contact] = []
