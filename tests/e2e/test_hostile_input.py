@@ -4,7 +4,12 @@ way to the built-in postmortem, topics are escaped, private runbooks stay privat
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,3 +156,73 @@ def test_the_topic_is_escaped_and_on_one_line(slack: Harness):
     topic = call.args["topic"]
     assert topic == "INC-1 · sev2 · &lt;!channel&gt; R&amp;D checkout &lt;down&gt;", topic
     assert slack.fake.topic(channel) == topic
+
+
+def test_serve_starts_with_hostile_runbooks_and_logs_each_once(tmp_path: Path, fake: FakeSlack):
+    from tests.e2e.test_serve import _env, _free_port
+
+    folder = tmp_path / "runbooks"
+    shutil.copytree(shipped_runbooks_dir(), folder)
+    for name, (text, _, _) in HOSTILE.items():
+        (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--http", "--port", str(port)],
+        env=_env(tmp_path, fake, INCIDENT_BOT_RUNBOOKS=str(folder)),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # ends at EOF if serve dies
+            seen.append(line)
+            if "health at" in line:
+                break
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            assert json.loads(answer.read())["ok"] is True
+    finally:
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=20)
+    out = "".join(seen) + rest
+    assert "Traceback" not in out
+    for name in HOSTILE:
+        assert out.count(f"runbook set aside: {folder / name}.yaml:") == 1, out
+
+
+def test_cli_postmortem_falls_back_and_says_why(tmp_path: Path):
+    from bot.engine import IncidentService
+    from bot.runbook import Catalog
+    from bot.store import Store
+
+    folder = tmp_path / "runbooks"
+    folder.mkdir()
+    outage = (shipped_runbooks_dir() / "service-outage.yaml").read_text(encoding="utf-8")
+    outage = outage.replace("\npostmortem:\n", "\npostmortem:\n  template: ours.md.j2\n")
+    (folder / "service-outage.yaml").write_text(outage, encoding="utf-8")
+    (folder / "ours.md.j2").write_text("# {{ incident.ref }} {{ 1 / 0 }}\n", encoding="utf-8")
+    store = Store(tmp_path / "bot.db")
+    try:
+        IncidentService(store, FakeClock(START), Catalog(folder)).start(
+            "service-outage", "Checkout down", "ana"
+        )
+    finally:
+        store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INCIDENT_BOT_"))}
+    env |= {"INCIDENT_BOT_DB": str(tmp_path / "bot.db"), "INCIDENT_BOT_RUNBOOKS": str(folder)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "postmortem", "INC-1", "--out", str(tmp_path / "pm.md")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == (
+        f"incident-bot: custom template not used: {folder.resolve() / 'ours.md.j2'}: "
+        "ZeroDivisionError: division by zero"
+    )
+    assert (tmp_path / "pm.md").read_text(encoding="utf-8").startswith("# Postmortem INC-1")
