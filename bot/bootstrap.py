@@ -53,6 +53,7 @@ def build(
         settings.postmortem_language,
         settings.postmortem_template,
         settings.timezone,
+        runbooks=catalog.folder,
     )
     outbox = Outbox(store, chat)
     handler = CommandHandler(service, chat, settings.language, review, outbox)

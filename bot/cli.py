@@ -53,6 +53,7 @@ def _drill(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.bootstrap import runbook_folder
     from bot.postmortem import render_review, write_review
 
     text = args.incident.strip().upper().removeprefix("INC-")
@@ -74,6 +75,7 @@ def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
             settings.postmortem_language,
             settings.postmortem_template,
             settings.timezone,
+            runbooks=runbook_folder(settings),
         )
     finally:
         store.close()

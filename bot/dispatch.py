@@ -334,6 +334,7 @@ class CommandHandler:
                 channel=self.channel(incident),
                 actor=event.actor,
                 elapsed=event.at - incident.started_at,
+                private=runbook.private,
             )
             self.outbox.put(incident.id, "announce", text=text)
 

@@ -2,21 +2,32 @@
 
 `compile_review` gathers every figure (metrics, plan versus actual, timeline,
 communication, risks, actions) into one dict; a Jinja2 template turns it into
-Markdown. Templates run in Jinja2's sandbox, so a team's own template cannot
-reach into Python; a broken one falls back to the built-in template and says
-why. Recompiling the same record gives the same file.
+Markdown. A team's own template runs in Jinja2's sandbox, so it cannot reach
+into Python, and in a worker process with a time, output and memory limit and
+no secrets in its environment (`bot.template_worker`); a broken or runaway one
+falls back to the built-in template and says why. Recompiling the same record
+gives the same file.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import os
+import pickle
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.chat import ChatPort
@@ -25,8 +36,10 @@ from bot.messages import TEMPLATES, Renderer
 from bot.metrics import missed_updates, phase_outcomes, response_metrics, step_outcomes
 from bot.model import Incident
 from bot.render import event_text, role_name
+from bot.runbook import TemplateOutside, resolve_template
 from bot.store import Store
 
+log = logging.getLogger(__name__)
 _EMOJI = re.compile(r"^:[a-z0-9_+-]+:\s*")
 _BOLD = re.compile(r"(?<![*\w])\*([^*\n]+)\*(?![*\w])")
 _TOKEN = re.compile(r"<([@#])([UWC][A-Z0-9]+)(?:\|([^<>]*))?>")
@@ -181,44 +194,157 @@ def _environment(loader_dir: Path) -> SandboxedEnvironment:
     return env
 
 
+@dataclass(frozen=True)
+class TemplateLimits:
+    """What a team's template may use; past any of it, the built-in template is used."""
+
+    seconds: float = 5.0  # wall clock, the worker's start-up included
+    output: int = 4 * 1024 * 1024  # bytes of Markdown
+    memory: int = 512 * 1024 * 1024  # bytes of address space of the worker
+
+
 def render_review(
     store: Store,
     incident_id: int,
     language: str | None = None,
     template: Path | None = None,
     tz: str = "UTC",
+    runbooks: Path | None = None,
+    limits: TemplateLimits = TemplateLimits(),
 ) -> Review:
-    """Render the postmortem; a custom template that fails gives way to the built-in one."""
+    """Render the postmortem; a custom template that fails gives way to the built-in one.
+
+    `template` is the operator's (INCIDENT_BOT_POSTMORTEM_TEMPLATE), else the runbook's
+    `postmortem.template`, a file inside `runbooks` (the runbook folder). A custom
+    template renders in a worker process within `limits`; whatever it does, this returns
+    within about `limits.seconds` and never raises because of it.
+    """
     incident = store.incident(incident_id)
     if incident is None:
         raise LookupError(f"there is no incident INC-{incident_id}")
     lang = review_language(incident, language)
     context = compile_review(store, incident, lang, tz)
-    custom = template or _runbook_template(incident)
-    if custom is not None:
-        try:
-            return Review(_render_custom(custom, context), lang)
-        except TemplateProblem as problem:
-            text = (
-                _environment(TEMPLATES).get_template(f"postmortem.{lang}.md.j2").render(**context)
-            )
-            return Review(text, lang, str(problem))
-    return Review(
-        _environment(TEMPLATES).get_template(f"postmortem.{lang}.md.j2").render(**context), lang
-    )
-
-
-def _runbook_template(incident: Incident) -> Path | None:
-    name = incident.runbook.postmortem.template
-    return Path(name) if name else None
-
-
-def _render_custom(path: Path, context: dict[str, Any]) -> str:
     try:
-        env = _environment(path.parent)
-        return env.get_template(path.name).render(**context)
-    except (TemplateError, OSError) as exc:
-        raise TemplateProblem(f"{path}: {type(exc).__name__}: {exc}") from None
+        if template is not None:
+            return Review(_render_custom(template.parent, template.name, context, limits), lang)
+        name = incident.runbook.postmortem.template
+        if name:
+            root, relative = _runbook_template(name, runbooks)
+            return Review(_render_custom(root, relative, context, limits), lang)
+    except TemplateProblem as problem:
+        return Review(_built_in(lang, context), lang, str(problem))
+    except Exception as exc:  # a bug of ours around the worker: still never fail the review
+        log.exception("custom postmortem template failed")
+        return Review(_built_in(lang, context), lang, f"{type(exc).__name__}: {exc}"[:400])
+    return Review(_built_in(lang, context), lang)
+
+
+def _built_in(language: str, context: dict[str, Any]) -> str:
+    """Our own template, rendered here: it ships with the bot."""
+    return _environment(TEMPLATES).get_template(f"postmortem.{language}.md.j2").render(**context)
+
+
+def _runbook_template(name: str, runbooks: Path | None) -> tuple[Path, str]:
+    """The runbook's template as (folder, name inside it), checked again now: the folder
+    may have changed since the runbook was validated."""
+    if runbooks is None:
+        raise TemplateProblem(f"postmortem.template '{name}': the runbook folder is not known")
+    try:
+        path = resolve_template(runbooks, name)
+    except TemplateOutside as exc:
+        raise TemplateProblem(f"postmortem.template: {exc}") from None
+    root = runbooks.resolve()
+    return root, path.relative_to(root).as_posix()
+
+
+# Only these reach the worker: no SLACK_* token, no INCIDENT_BOT_* setting
+_WORKER_ENV = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT")
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the folder holding this `bot`
+_MAX_WORKERS = 2  # template workers at once (each may use TemplateLimits.memory)
+_WORKERS = threading.BoundedSemaphore(_MAX_WORKERS)
+
+
+def worker_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The template worker's environment: a few harmless variables, and this bot on the path."""
+    source = os.environ if environ is None else environ
+    env = {key: value for key, value in source.items() if key in _WORKER_ENV}
+    paths = [str(_PACKAGE_ROOT), *filter(None, source.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def _render_custom(
+    root: Path, name: str, context: dict[str, Any], limits: TemplateLimits = TemplateLimits()
+) -> str:
+    """Render `root/name` in `python -m bot.template_worker`; any failure is a TemplateProblem
+    of one line. The worker is killed once `limits.seconds` have passed."""
+    label = str(root / name)
+    try:
+        job = {"root": str(root), "name": name, "context": context, "max_output": limits.output}
+        payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # something in the record that does not pickle
+        raise _problem(label, f"the record could not be handed over ({exc})") from None
+    deadline = time.monotonic() + limits.seconds
+    if not _WORKERS.acquire(timeout=limits.seconds):
+        raise _problem(
+            label,
+            f"{_MAX_WORKERS} other templates were still rendering after {limits.seconds:g} s; "
+            "try `/incident postmortem` again",
+        )
+    try:
+        return _run_worker(label, payload, deadline, limits)
+    finally:
+        _WORKERS.release()
+
+
+def _problem(label: str, why: str) -> TemplateProblem:
+    """One short line for the channel: `path: why`."""
+    return TemplateProblem(" ".join(f"{label}: {why}".split())[:400])
+
+
+def _run_worker(label: str, payload: bytes, deadline: float, limits: TemplateLimits) -> str:
+    def problem(why: str) -> TemplateProblem:
+        return _problem(label, why)
+
+    command = [
+        sys.executable,
+        "-P",  # not the working folder first on the path: only this bot's code is imported
+        "-m",
+        "bot.template_worker",
+        "--cpu",
+        str(math.ceil(limits.seconds) + 1),  # a backstop should this process die meanwhile
+        "--memory",
+        str(limits.memory),
+    ]
+    try:
+        worker = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=_PACKAGE_ROOT,
+            env=worker_environment(),
+        )
+    except OSError as exc:
+        raise problem(f"the template worker did not start ({exc})") from None
+    try:
+        out, err = worker.communicate(payload, timeout=max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        raise problem(f"took longer than {limits.seconds:g} s, so it was stopped") from None
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()  # reap it and close the pipes: nothing is left running
+    if worker.returncode == -signal.SIGXCPU:
+        raise problem(f"took longer than {limits.seconds:g} s, so it was stopped")
+    if worker.returncode != 0 or not out.startswith((b"OK\n", b"ERR\n")):
+        last = (err.decode("utf-8", "replace").strip().splitlines() or [""])[-1][:200]
+        raise problem(f"the template worker stopped (status {worker.returncode}) {last}")
+    if out.startswith(b"ERR\n"):
+        raise problem(out[4:].decode("utf-8", "replace"))
+    if len(out) - 3 > limits.output:
+        raise problem(f"its output passed {limits.output // (1024 * 1024)} MiB")
+    return out[3:].decode("utf-8", "surrogatepass")
 
 
 def write_review(folder: Path, incident: Incident, review: Review) -> Path:
@@ -240,6 +366,7 @@ class ReviewOptions:
     language: str | None = None  # None: the runbook's language
     template: Path | None = None  # a team's own Jinja2 template
     timezone: str = "UTC"
+    runbooks: Path | None = None  # the runbook folder, where `postmortem.template` files live
 
 
 def publish_review(
@@ -258,7 +385,14 @@ def publish_review(
     incident = store.incident(incident_id)
     if incident is None:
         raise LookupError(f"there is no incident INC-{incident_id}")
-    review = render_review(store, incident_id, options.language, options.template, options.timezone)
+    review = render_review(
+        store,
+        incident_id,
+        options.language,
+        options.template,
+        options.timezone,
+        runbooks=options.runbooks,
+    )
     path = write_review(options.folder, incident, review)
     store.record_postmortem(incident_id, str(path), review.language, now, review.problem)
     if incident.channel:

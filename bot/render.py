@@ -150,8 +150,9 @@ def list_text(render: Renderer, incidents: list[Incident], link: Callable[[str],
             "severity": i.severity,
             "status": i.status,
             "title": i.title,
+            "private": i.runbook.private,  # only its members see the title
             "started_at": i.started_at,
-            "channel": Safe(link(i.channel)) if i.channel else "",
+            "channel": Safe(link(i.channel)) if i.channel and not i.runbook.private else "",
         }
         for i in incidents
     ]

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -36,6 +37,10 @@ SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 Severity = Literal["sev1", "sev2", "sev3", "sev4"]
 MILESTONES = ("start", "phase", "mitigated", "resolved")
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+MAX_RUNBOOK_BYTES = 256 * 1024  # the shipped runbooks are under 12 KiB
+MAX_PROBLEMS = 50  # per file; a file with more is reported with the first ones and a count
+
+log = logging.getLogger(__name__)
 
 
 def _to_duration(value: Any) -> Any:
@@ -189,7 +194,7 @@ class Targets(_Model):
 class PostmortemSettings(_Model):
     due: Duration = timedelta(hours=24)
     owner: str | None = None
-    template: str | None = None
+    template: str | None = None  # a file inside the runbook's folder (see resolve_template)
 
 
 class Runbook(_Model):
@@ -198,6 +203,7 @@ class Runbook(_Model):
     description: str = ""
     language: Literal["en", "zh"] = "en"
     default_severity: Severity = "sev2"
+    private: bool = False  # a private channel; announcements carry no title
     targets: Targets = Targets()
     roles: list[Role] = Field(min_length=1)
     contacts: list[Contact] = []
@@ -270,12 +276,12 @@ class LoadedRunbook:
 
 
 def load_runbook(path: Path) -> LoadedRunbook:
-    """Read and validate one runbook file, or raise RunbookInvalid."""
+    """Read and validate one runbook file, or raise RunbookInvalid.
+
+    Whatever the file holds, this returns or raises RunbookInvalid within about the
+    time it takes to read MAX_RUNBOOK_BYTES: see bot.yaml_lines for the bounds."""
     name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunbookInvalid([Problem(name, 1, f"cannot read: {exc}")]) from None
+    text = _read_bounded(path)
     try:
         loaded = load_yaml(text)
     except YamlSyntaxError as exc:
@@ -288,19 +294,92 @@ def load_runbook(path: Path) -> LoadedRunbook:
         problems.append(
             Problem(name, 1, "a runbook is a YAML mapping with id, name, roles, phases")
         )
-        raise RunbookInvalid(problems)
+        raise RunbookInvalid(_at_most(problems))
     try:
         runbook = Runbook.model_validate(loaded.data)
     except ValidationError as exc:
         problems += [_problem_from_pydantic(name, loaded, err) for err in exc.errors()]
-        raise RunbookInvalid(problems) from None
+        raise RunbookInvalid(_at_most(problems)) from None
+    except (RecursionError, MemoryError):  # bounded by yaml_lines; never a traceback anyway
+        raise RunbookInvalid([Problem(name, 1, "too large or too deeply nested")]) from None
     problems += [
         Problem(name, loaded.line_of(p), f"{_dotted(p)}: {m}") for p, m in _cross_check(runbook)
     ]
+    if runbook.postmortem.template:
+        try:
+            resolve_template(path.parent, runbook.postmortem.template)
+        except TemplateOutside as exc:
+            where = ("postmortem", "template")
+            problems.append(Problem(name, loaded.line_of(where), f"postmortem.template: {exc}"))
     if problems:
-        raise RunbookInvalid(problems)
+        raise RunbookInvalid(_at_most(problems))
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
     return LoadedRunbook(runbook=runbook, path=path, version=version)
+
+
+def _read_bounded(path: Path) -> str:
+    """The file's text, refusing anything but a regular file of at most MAX_RUNBOOK_BYTES
+    (a FIFO would block, /dev/zero never ends, and /proc files say their size is 0)."""
+    name = str(path)
+    limit = f"a runbook may be at most {MAX_RUNBOOK_BYTES // 1024} KiB"
+    try:
+        if not path.is_file():
+            raise RunbookInvalid([Problem(name, 1, "not a regular file")])
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_RUNBOOK_BYTES + 1)
+        if len(raw) > MAX_RUNBOOK_BYTES:
+            size = path.stat().st_size
+            shown = f"{-(-size // 1024)} KiB" if size > MAX_RUNBOOK_BYTES else "larger"
+            raise RunbookInvalid([Problem(name, 1, f"the file is {shown}; {limit}")])
+        return raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunbookInvalid([Problem(name, 1, f"cannot read: {exc}")]) from None
+
+
+def _at_most(problems: list[Problem]) -> list[Problem]:
+    """The first MAX_PROBLEMS problems, and one line saying how many more there were."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    kept = problems[: MAX_PROBLEMS - 1]
+    rest = len(problems) - len(kept)
+    return [*kept, Problem(kept[-1].file, kept[-1].line, f"… and {rest} more problems")]
+
+
+class TemplateOutside(ValueError):
+    """A postmortem template a runbook names that is not a file inside its folder."""
+
+
+def resolve_template(folder: Path, name: str) -> Path:
+    """The file `postmortem.template: NAME` means: inside `folder`, never outside it.
+
+    Refused: absolute paths, `..`, and symlinks (of the file or a folder on the way)
+    that resolve outside the folder. Checked at validation and again before each render,
+    since the folder may change in between."""
+    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).anchor:
+        raise TemplateOutside(
+            f"'{name}' is an absolute path; name a file inside the runbook folder "
+            "(e.g. templates/review.md.j2)"
+        )
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        raise TemplateOutside(
+            f"'{name}' climbs out of the runbook folder with '..'; "
+            "name a file inside it (e.g. templates/review.md.j2)"
+        )
+    try:
+        root = folder.resolve()
+        target = (root / name).resolve()
+        inside = target.is_relative_to(root)
+        exists = inside and target.is_file()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop
+        raise TemplateOutside(f"'{name}' cannot be used: {exc}") from None
+    if not inside:
+        raise TemplateOutside(
+            f"'{name}' leads outside the runbook folder through a symlink; "
+            "copy the template into the folder instead"
+        )
+    if not exists:
+        raise TemplateOutside(f"no file '{name}' in the runbook folder {folder}")
+    return target
 
 
 def _problem_from_pydantic(name: str, loaded: LoadedYaml, err: Any) -> Problem:
@@ -429,6 +508,10 @@ class Catalog:
         self.folder = folder
         loaded, self.problems = validate_paths([folder]) if folder.is_dir() else ([], [])
         self._by_id = {item.runbook.id: item for item in loaded}
+        for file in dict.fromkeys(p.file for p in self.problems):  # once per file
+            found = [str(p) for p in self.problems if p.file == file]
+            more = f" (and {len(found) - 1} more; see `incident-bot validate`)" if found[1:] else ""
+            log.warning("runbook set aside: %s%s", found[0], more)
 
     def ids(self) -> list[str]:
         return sorted(self._by_id)

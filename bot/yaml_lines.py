@@ -4,6 +4,12 @@ Validation errors must point at `file:line`, so the loader returns the data
 together with a map from a path (`("phases", 0, "steps", 1, "owner")`) to its
 1-based line number. Duplicate keys, which PyYAML silently collapses, are
 reported instead.
+
+A runbook is data someone else may have written, so reading one is bounded:
+aliases (`*name`, the root of "billion laughs" and of self-containing lists) are
+refused, and so is nesting deeper than MAX_DEPTH or more than MAX_NODES values.
+The composer stops at the first such event, so a hostile file costs no more than
+reading it; the caller caps the file's size.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ from typing import Any
 import yaml
 
 Path = tuple[str | int, ...]
+
+MAX_DEPTH = 32  # a runbook needs about 7 levels (phases → steps → owner list)
+MAX_NODES = 10_000  # the shipped runbooks have fewer than 500 values each
 
 
 @dataclass
@@ -38,21 +47,63 @@ class YamlSyntaxError(ValueError):
         self.message = message
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, composing without aliases and within MAX_DEPTH and MAX_NODES."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            raise YamlSyntaxError(
+                line,
+                f"YAML aliases (*{event.anchor}) are not allowed in a runbook; "
+                "write the value out where it is used",
+            )
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise YamlSyntaxError(
+                line, f"more than {MAX_NODES:,} values; split the plan into smaller runbooks"
+            )
+        nested = isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent))
+        if nested:
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise YamlSyntaxError(
+                    line, f"nested deeper than {MAX_DEPTH} levels; a runbook needs fewer than 10"
+                )
+        try:
+            node: yaml.Node = super().compose_node(parent, index)
+        finally:
+            if nested:
+                self.depth -= 1
+        return node
+
+
 def load_yaml(text: str) -> LoadedYaml:
     """Parse one YAML document with the safe loader, keeping line numbers."""
     loaded = LoadedYaml(data=None)
+    loader = _BoundedLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
         if node is None:
             return loaded
         loaded.lines[()] = node.start_mark.line + 1
-        loaded.data = _build(node, (), loaded, yaml.SafeLoader(""))
+        loaded.data = _build(node, (), loaded, loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise YamlSyntaxError(line, f"YAML syntax: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(1, f"YAML syntax: {exc}") from None
+    except (RecursionError, MemoryError):  # the bounds above should make this unreachable
+        raise YamlSyntaxError(1, "too large or too deeply nested to read") from None
+    finally:
+        loader.dispose()
     return loaded
 
 

@@ -20,7 +20,7 @@ from bot.model import Incident
 from bot.progress import IncidentView
 from bot.slack.blocks import message_payloads, plan_blocks
 from bot.slack.pacing import Pacer
-from bot.slack.text import escape
+from bot.slack.text import escape, one_line
 
 log = logging.getLogger(__name__)
 RESPONSE_URL_TIMEOUT = 10  # seconds; a response_url that hangs must not hold a lane long
@@ -50,14 +50,11 @@ class SlackChat:
     # --- ChatPort -----------------------------------------------------------
 
     def open_channel(self, incident: Incident) -> str:
-        channel = self._create_channel(channel_name(incident))
+        channel = self._create_channel(channel_name(incident), incident.runbook.private)
+        topic = one_line(f"{incident.ref} · {incident.severity} · {incident.title}", 250)
         failed = [
             self._courtesy("conversations_invite", channel=channel, users=incident.declared_by),
-            self._courtesy(
-                "conversations_setTopic",
-                channel=channel,
-                topic=f"{incident.ref} · {incident.severity} · {incident.title}"[:250],
-            ),
+            self._courtesy("conversations_setTopic", channel=channel, topic=topic),
         ]
         self._mention_failures(channel, failed)
         return channel
@@ -149,12 +146,14 @@ class SlackChat:
             return False
         return True
 
-    def _create_channel(self, name: str) -> str:
-        """conversations.create, adding -2, -3 … while the name is taken."""
+    def _create_channel(self, name: str, private: bool = False) -> str:
+        """conversations.create (private when the runbook says so), adding -2, -3 … while the
+        name is taken."""
         for attempt in range(1, 50):
             candidate = name if attempt == 1 else f"{name[: 80 - len(str(attempt)) - 1]}-{attempt}"
             try:
-                created = self.client.conversations_create(name=candidate)
+                extra = {"is_private": True} if private else {}
+                created = self.client.conversations_create(name=candidate, **extra)
                 return str(created["channel"]["id"])
             except SlackApiError as exc:
                 if exc.response.get("error") != "name_taken":

@@ -17,6 +17,7 @@ SCOPES: dict[str, str] = {
     "chat:write": "chat.postMessage, chat.update, chat.postEphemeral",
     "chat:write.public": "announcements in an incidents channel the bot has not joined",
     "channels:manage": "conversations.create, conversations.invite, conversations.setTopic",
+    "groups:write": "the same in private channels, for runbooks with `private: true`",
     "pins:write": "pins.add for the plan message",
     "im:write": "conversations.open for role briefings by direct message",
     "files:write": "files.getUploadURLExternal / completeUploadExternal for the postmortem",

@@ -43,3 +43,17 @@ def escape(text: str) -> str:
         last = match.end()
     parts.append(_escape_plain(text[last:]))
     return "".join(parts)
+
+
+def one_line(text: str, limit: int) -> str:
+    """Escaped like every message, whitespace (newlines too) folded to single spaces, and at
+    most `limit` characters without cutting an `&amp;` or a mention in half (channel topics)."""
+    escaped = escape(" ".join(text.split()))
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[:limit]
+    for opener, closer in (("&", ";"), ("<", ">")):
+        start = cut.rfind(opener)
+        if start != -1 and closer not in cut[start:]:
+            cut = cut[:start]
+    return cut.rstrip()

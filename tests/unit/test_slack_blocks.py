@@ -104,3 +104,8 @@ def test_manifest_declares_the_escaped_slash_command_and_the_scopes():
     assert (
         http["settings"]["interactivity"]["request_url"] == "https://bot.example.com/slack/events"
     )
+
+
+def test_manifest_asks_for_private_channels_for_private_runbooks():
+    scopes = yaml.safe_load(manifest_yaml())["oauth_config"]["scopes"]["bot"]
+    assert "groups:write" in scopes and "private" in SCOPES["groups:write"]
