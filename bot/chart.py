@@ -22,7 +22,7 @@ import tempfile
 import threading
 import unicodedata
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +39,7 @@ from bot.store import Store
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.text import Text
     from matplotlib.transforms import Transform
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,11 @@ class StepRow:
 
 @dataclass(frozen=True)
 class ChartData:
-    title: str
+    title: str  # the heading: chart.title of ref, name and severity
     subtitle: str
+    ref: str
+    name: str  # the incident's title as far as the fonts can draw it
+    severity: str
     phases: list[PhaseRow]
     steps: list[StepRow]
     hidden_steps: int  # rows left out past MAX_STEP_ROWS
@@ -134,13 +138,16 @@ def fit_text(text: str, charset: frozenset[int] | None, columns: int) -> str:
     Characters outside `charset` are left out (None keeps all); a result with no
     letter or digit left is empty. (`$` stays as it is: the chart turns mathtext off.)
     """
-    kept = "".join(
+    drawable = "".join(
         " " if c.isspace() else c
         for c in text
-        if c.isspace()
-        or (not unicodedata.category(c).startswith("C") and (charset is None or ord(c) in charset))
+        if c.isspace() or not unicodedata.category(c).startswith("C")
     )
+    kept = "".join(c for c in drawable if charset is None or c == " " or ord(c) in charset)
     kept = " ".join(kept.split())
+    if len(kept) < len(" ".join(drawable.split())):  # some left out: no stray punctuation first
+        while kept and unicodedata.category(kept[0]) in ("Pd", "Pe", "Pf", "Po"):
+            kept = kept[1:].lstrip()
     if not any(c.isalnum() for c in kept):
         return ""
     if sum(map(_width, kept)) > columns:
@@ -231,6 +238,9 @@ def chart_data(
     return ChartData(
         title=render("chart.title", ref=incident.ref, title=title, severity=incident.severity),
         subtitle=render("chart.subtitle", declared=start.strftime("%Y-%m-%d %H:%M UTC")),
+        ref=incident.ref,
+        name=title,
+        severity=incident.severity,
         phases=phase_rows,
         steps=step_rows,
         hidden_steps=hidden,
@@ -349,6 +359,29 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
+@contextmanager
+def chart_style() -> Iterator[tuple[Path | None, frozenset[int]]]:
+    """Fonts and settings the chart is built and drawn in: (CJK font or None, drawable chars).
+
+    One chart at a time (matplotlib's settings are process-wide); mathtext off, so a
+    `$` in a title is a dollar sign; matplotlib's warnings and chatter kept out of the logs.
+    """
+    with _LOCK, _quiet():
+        import matplotlib
+
+        cjk = cjk_font()
+        families, charset = _font_setup(cjk)
+        with matplotlib.rc_context(
+            {
+                "font.family": families,
+                "font.size": 8.5,
+                "text.parse_math": False,
+                "axes.unicode_minus": False,
+            }
+        ):
+            yield cjk, charset
+
+
 # --- drawing ------------------------------------------------------------------------
 
 
@@ -363,26 +396,14 @@ def draw_plan_vs_actual(
     tmp = path.with_name(path.name + ".tmp")
     try:
         ensure_config_dir()
-        with _LOCK, _quiet():
-            import matplotlib
-
-            cjk = cjk_font()
-            families, charset = _font_setup(cjk)
+        with chart_style() as (cjk, charset):
             if cjk is None and language != "en":
                 language = "en"  # the labels would be boxes: English ones instead
             render = Renderer(language)
             data = chart_data(incident, phases, steps, render, charset)
             path.parent.mkdir(parents=True, exist_ok=True)
-            with matplotlib.rc_context(
-                {
-                    "font.family": families,
-                    "font.size": 8.5,
-                    "text.parse_math": False,  # a `$` in a title is a dollar, not mathtext
-                    "axes.unicode_minus": False,
-                }
-            ):
-                figure = build_figure(data, render)
-                figure.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+            figure = build_figure(data, render)
+            figure.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
         tmp.replace(path)
         return path
     except Exception as exc:  # the review must never fail because of its chart
@@ -434,7 +455,7 @@ def chart_path(markdown: Path) -> Path:
 
 
 def build_figure(data: ChartData, render: Renderer) -> Figure:
-    """The chart as a matplotlib figure, nothing written (`draw_plan_vs_actual` sets the fonts)."""
+    """The chart as a matplotlib figure, nothing written; build and draw it in `chart_style()`."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -447,8 +468,15 @@ def build_figure(data: ChartData, render: Renderer) -> Figure:
 
     figure = Figure(figsize=(WIDTH, height), dpi=DPI)
     FigureCanvasAgg(figure)  # text is measured (and the PNG written) by Agg
-    figure.text(0.5 / WIDTH, 1 - 0.3 / height, data.title, fontsize=13, weight="bold", va="center")
-    figure.text(0.5 / WIDTH, 1 - 0.58 / height, data.subtitle, fontsize=9, color="#555555")
+    x = 0.5 / WIDTH
+    heading = figure.text(x, 1 - 0.3 / height, data.title, fontsize=13, weight="bold", va="center")
+    _fit_line(
+        heading,
+        data.name,
+        lambda name: render("chart.title", ref=data.ref, title=name, severity=data.severity),
+    )
+    subtitle = figure.text(x, 1 - 0.58 / height, data.subtitle, fontsize=9, color="#555555")
+    _fit_line(subtitle, data.subtitle, lambda text: text)
     phases_top = top + head
     steps_top = phases_top + phase_h + axis + legend + gap + head
     phases_ax = figure.add_axes((0.3, 0.5, 0.5, 0.1))
@@ -472,6 +500,24 @@ def build_figure(data: ChartData, render: Renderer) -> Figure:
             (left / WIDTH, 1 - (y_top + h) / height, 1 - (left + right) / WIDTH, h / height)
         )
     return figure
+
+
+def _fit_line(
+    line: Text,
+    part: str,
+    compose: Callable[[str], str],
+    room: float = WIDTH - 0.8,
+    smallest: float = 9.0,
+) -> None:
+    """Shrink `line` (`compose(part)`) to `room` inches, down to `smallest` pt; then cut `part`."""
+    width = line.get_window_extent().width / DPI
+    if width <= room:
+        return
+    line.set_fontsize(max(float(line.get_fontsize()) * room / width, smallest))
+    part = part.removesuffix("…")
+    while part and line.get_window_extent().width / DPI > room:
+        part = part[: len(part) * 9 // 10].rstrip()
+        line.set_text(compose(part + "…" if part else ""))
 
 
 def _panel_title(ax: Axes, text: str) -> None:

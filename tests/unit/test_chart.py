@@ -24,6 +24,7 @@ from bot.chart import (
     build_figure,
     chart_data,
     chart_path,
+    chart_style,
     cjk_font,
     draw_plan_vs_actual,
     draw_review_chart,
@@ -115,6 +116,14 @@ def _many_steps(tmp_path, store, clock, count: int):
     return service, incident
 
 
+def _built(data, render):
+    """The figure built and drawn in the chart's fonts and settings, as the PNG is."""
+    with chart_style():
+        figure = build_figure(data, render)
+        figure.canvas.draw()
+    return figure
+
+
 # --- what is drawn ------------------------------------------------------------------
 
 
@@ -169,7 +178,7 @@ def test_overrun_and_every_step_outcome_are_drawn_distinctly_with_a_legend(servi
     review = _review(service, incident)
     render = Renderer("en")
     data = chart_data(review["incident"], review["phases"], review["steps"], render)
-    figure = build_figure(data, render)
+    figure = _built(data, render)
     phases_ax, steps_ax = figure.axes
     from matplotlib.colors import to_hex
 
@@ -215,19 +224,14 @@ def test_a_fresh_incident_with_phases_never_started_and_no_steps_still_draws(
     empty = draw_plan_vs_actual(review["incident"], [], [], tmp_path / "empty.png")
     assert empty == tmp_path / "empty.png"
     render = Renderer("en")
-    figure = build_figure(chart_data(review["incident"], [], [], render), render)
+    figure = _built(chart_data(review["incident"], [], [], render), render)
     texts = [t.get_text() for ax in figure.axes for t in ax.texts]
     assert "No steps to show" in texts and "No phases to show" in texts
 
 
 def _tick_boxes(figure, ax):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    renderer = canvas.get_renderer()
     labels = [t for t in ax.get_yticklabels() if t.get_text()]
-    return labels, [t.get_window_extent(renderer) for t in labels]
+    return labels, [t.get_window_extent() for t in labels]
 
 
 def test_sixty_steps_stay_legible(tmp_path, store, clock):
@@ -239,7 +243,7 @@ def test_sixty_steps_stay_legible(tmp_path, store, clock):
     assert height >= 60 * STEP_ROW * DPI  # the figure grew with the steps
     render = Renderer("en")
     data = chart_data(review["incident"], review["phases"], review["steps"], render)
-    figure = build_figure(data, render)
+    figure = _built(data, render)
     labels, boxes = _tick_boxes(figure, figure.axes[1])
     assert len(labels) == 60
     assert min(t.get_fontsize() for t in labels) >= 8
@@ -258,7 +262,7 @@ def test_hundreds_of_steps_are_capped_with_a_line_saying_how_many_more(tmp_path,
     render = Renderer("en")
     data = chart_data(review["incident"], review["phases"], review["steps"], render)
     assert len(data.steps) == MAX_STEP_ROWS and data.hidden_steps == 200 - MAX_STEP_ROWS
-    figure = build_figure(data, render)
+    figure = _built(data, render)
     labels = [t.get_text() for t in figure.axes[1].get_yticklabels()]
     assert labels[-1] == f"… and {200 - MAX_STEP_ROWS} more steps"
 
@@ -386,6 +390,15 @@ def test_hostile_titles_are_bounded_and_never_taken_for_mathtext(service, clock,
     fitted = fit_text(title, None, MAX_TITLE)
     assert fitted.startswith("$\\frac{1}{$ [31mΩ") and fitted.endswith("…")
     assert sum(2 if c == "中" else 1 for c in fitted) <= MAX_TITLE
+    render = Renderer("en")
+    data = chart_data(review["incident"], review["phases"], review["steps"], render)
+    figure = _built(data, render)
+    heading = figure.texts[0]
+    assert heading.get_text().startswith("INC-1 · $\\frac{1}{$")  # drawn as typed, no mathtext
+    box = heading.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= WIDTH * DPI  # shrunk or cut to fit the picture
+    assert heading.get_fontsize() >= 9
+    assert heading.get_text().endswith("… (sev1)") and "……" not in heading.get_text()
 
 
 def test_fit_text_counts_wide_characters_and_drops_what_no_font_draws():
@@ -395,6 +408,9 @@ def test_fit_text_counts_wide_characters_and_drops_what_no_font_draws():
     assert fit_text("故障 (restore)", frozenset(map(ord, "restoe ()")), 20) == "(restore)"
     assert fit_text("故障——", frozenset(map(ord, "—")), 20) == ""  # nothing meaningful left
     assert fit_text("a\n\tb  c", None, 20) == "a b c"
+    assert fit_text('"Quoted", she said', None, 30) == '"Quoted", she said'
+    latin = frozenset(map(ord, "(B) x"))
+    assert fit_text("实施，(B) x", latin, 20) == "(B) x"  # no stray comma left in front
 
 
 # --- the bot's own start-up does not pay for matplotlib -------------------------------
