@@ -7,8 +7,8 @@ was declared, with the mitigated and resolved moments marked.
 
 matplotlib (Agg, no pyplot) is imported only when a chart is drawn: the bot's
 start-up and command path never pay for it. Chinese text needs a CJK font:
-the one the `mplfonts` package ships (Noto Sans CJK SC), else one installed on
-the system. Without one the chart is still drawn, with English labels and the
+the Noto Sans CJK SC subset shipped in `bot/fonts/` (the 6,763 characters of
+GB 2312; see its OFL.txt), else one installed on the system. Without one the chart is still drawn, with English labels and the
 characters no font has left out, and matplotlib's "Glyph missing" warnings
 never reach the logs. Drawing never raises: on any failure `draw_*` logs one
 line and returns None, so a review never fails because of its chart.
@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +66,7 @@ SYSTEM_CJK_FAMILIES = (
     "Noto Sans CJK JP",
     "Noto Sans CJK TC",
 )
-_PACKAGED_CJK = ("mplfonts", ("fonts", "NotoSansCJKsc-Regular.otf"))
+SHIPPED_CJK = Path(__file__).parent / "fonts" / "NotoSansCJKsc-Regular-GB2312.otf"
 
 COLORS = {
     "target": "#c9ced6",
@@ -284,9 +283,7 @@ def ensure_config_dir() -> Path | None:
         home = None
     config = os.environ.get("XDG_CONFIG_HOME") or (str(home / ".config") if home else None)
     cache_dir = os.environ.get("XDG_CACHE_HOME") or (str(home / ".cache") if home else None)
-    if config and cache_dir and all(
-        _writable(Path(p) / "matplotlib") for p in (config, cache_dir)
-    ):
+    if config and cache_dir and all(_writable(Path(p) / "matplotlib") for p in (config, cache_dir)):
         return None
     uid = os.getuid() if hasattr(os, "getuid") else None
     folder = Path(tempfile.gettempdir()) / f"incident-bot-matplotlib-{uid or 0}"
@@ -301,25 +298,11 @@ def ensure_config_dir() -> Path | None:
     return folder
 
 
-def _packaged_cjk_font() -> Path | None:
-    package, parts = _PACKAGED_CJK
-    try:
-        spec = find_spec(package)  # locates the package without importing it
-    except (ImportError, ValueError):
-        return None
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(location).joinpath(*parts)
-        if path.is_file():
-            return path
-    return None
-
-
 @cache
 def cjk_font() -> Path | None:
-    """The font file Chinese text is drawn in: the packaged Noto Sans CJK SC, else a system one."""
-    packaged = _packaged_cjk_font()
-    if packaged is not None:
-        return packaged
+    """The font file Chinese text is drawn in: the shipped Noto Sans CJK SC, else a system one."""
+    if SHIPPED_CJK.is_file():
+        return SHIPPED_CJK
     from matplotlib import font_manager
 
     by_name = {f.name: f.fname for f in font_manager.fontManager.ttflist}

@@ -58,7 +58,9 @@ def _png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-def _played(service: IncidentService, clock, title: str = "Checkout down", runbook="service-outage"):
+def _played(
+    service: IncidentService, clock, title: str = "Checkout down", runbook="service-outage"
+):
     """One incident with a step on time, one late, one skipped, the rest never done."""
     incident = service.start(runbook, title, "ana", severity="sev1").incident
     iid = incident.id
@@ -161,7 +163,11 @@ def test_chart_data_is_the_record_in_minutes_since_declared(service, clock):
     incident = _played(service, clock)
     review = _review(service, incident)
     data = chart_data(review["incident"], review["phases"], review["steps"], Renderer("en"))
-    assert [(p.target, p.actual) for p in data.phases] == [(60, 75), (240, 55), (1440, None)]  # closed at 130m
+    assert [(p.target, p.actual) for p in data.phases] == [
+        (60, 75),
+        (240, 55),
+        (1440, None),
+    ]  # closed at 130m
     rows = {r.label.split()[0]: r for r in data.steps}
     assert (rows["1.1"].deadline, rows["1.1"].at, rows["1.1"].verdict) == (15, 10, "on_time")
     assert (rows["1.2"].deadline, rows["1.2"].at, rows["1.2"].verdict) == (20, 25, "late")
@@ -274,7 +280,7 @@ ZH_TITLE = "支付服务大面积超时，订单无法提交"
 
 def test_a_chinese_title_is_drawn_in_the_cjk_font(service, clock, tmp_path):
     font = cjk_font()
-    assert font is not None, "no CJK font: install the project (mplfonts ships Noto Sans CJK SC)"
+    assert font is not None, "no CJK font: bot/fonts/ ships a Noto Sans CJK SC subset"
     from matplotlib import font_manager
 
     families, charset = chart._font_setup(font)
@@ -302,7 +308,9 @@ def test_without_a_cjk_font_it_still_draws_in_english_and_quietly(
     review = _review(service, incident, "zh")
     drawn: list = []
     real = chart.build_figure
-    monkeypatch.setattr(chart, "build_figure", lambda data, render: drawn.append(data) or real(data, render))
+    monkeypatch.setattr(
+        chart, "build_figure", lambda data, render: drawn.append(data) or real(data, render)
+    )
     caplog.set_level(logging.DEBUG)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
