@@ -8,10 +8,11 @@ was declared, with the mitigated and resolved moments marked.
 matplotlib (Agg, no pyplot) is imported only when a chart is drawn: the bot's
 start-up and command path never pay for it. Chinese text needs a CJK font:
 the Noto Sans CJK SC subset shipped in `bot/fonts/` (the 6,763 characters of
-GB 2312; see its OFL.txt), else one installed on the system. Without one the chart is still drawn, with English labels and the
-characters no font has left out, and matplotlib's "Glyph missing" warnings
-never reach the logs. Drawing never raises: on any failure `draw_*` logs one
-line and returns None, so a review never fails because of its chart.
+GB 2312; see its OFL.txt), else one installed on the system. Without one the
+chart is still drawn, with English labels and the characters no font has left
+out, and matplotlib's "Glyph missing" warnings never reach the logs. Drawing
+never raises: on any failure `draw_*` logs one line and returns None, so a
+review never fails because of its chart.
 """
 
 from __future__ import annotations
