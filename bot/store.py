@@ -181,12 +181,21 @@ def _m5_inbox(db: Database) -> None:
     db["inbox"].create_index(["done_at"])
 
 
+def _m6_review(db: Database) -> None:
+    # follow-up actions as the review's action items: priority p1..p3 and a tracker link;
+    # the postmortem record names the chart written beside the Markdown (bot/chart.py)
+    db.table("actions").add_column("priority", str)
+    db.table("actions").add_column("link", str)
+    db.table("postmortems").add_column("chart", str)
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial,
     _m2_reminders,
     _m3_plan_ref,
     _m4_postmortems,
     _m5_inbox,
+    _m6_review,
 ]
 _APP_ID = 0x1D3B07  # marks a file as this bot's database (PRAGMA application_id)
 
@@ -517,7 +526,14 @@ class Store:
     # --- follow-up actions --------------------------------------------------
 
     def add_action(
-        self, incident_id: int, text: str, owner: str | None, due: str | None, at: datetime
+        self,
+        incident_id: int,
+        text: str,
+        owner: str | None,
+        due: str | None,
+        at: datetime,
+        priority: str | None = None,
+        link: str | None = None,
     ) -> int:
         with self.transaction():
             row = {
@@ -527,6 +543,8 @@ class Store:
                 "due": due,
                 "status": "open",
                 "created_at": iso(at),
+                "priority": priority,
+                "link": link,
             }
             return int(self.db["actions"].insert(row).last_pk)
 
@@ -537,7 +555,13 @@ class Store:
     # --- postmortems ---------------------------------------------------------
 
     def record_postmortem(
-        self, incident_id: int, path: str, language: str, at: datetime, problem: str | None
+        self,
+        incident_id: int,
+        path: str,
+        language: str,
+        at: datetime,
+        problem: str | None,
+        chart: str | None = None,
     ) -> None:
         with self.transaction():
             self.db["postmortems"].upsert(
@@ -547,6 +571,7 @@ class Store:
                     "language": language,
                     "compiled_at": iso(at),
                     "problem": problem,
+                    "chart": chart,
                 },
                 pk="incident_id",
             )
@@ -731,6 +756,8 @@ def _action(r: dict[str, Any]) -> Action:
         r["due"],
         r["status"],
         parse_iso(r["created_at"]),
+        r.get("priority"),
+        r.get("link"),
     )
 
 
