@@ -12,18 +12,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from bot.chat import Button, ChatPort
 from bot.clock import utc_now
-from bot.commands import USAGE, Command, Mention, parse
+from bot.commands import REVIEW_VERBS, USAGE, Command, Mention, parse
 from bot.engine import Change, IncidentService
 from bot.errors import BotError, NotInIncident, ParseError
 from bot.logs import current_incident
 from bot.messages import Renderer, Safe
 from bot.model import Event, Incident
-from bot.postmortem import ReviewOptions, publish_review
+from bot.postmortem import ReviewOptions, Written, publish_review
 from bot.render import (
     event_text,
     list_text,
@@ -76,6 +75,10 @@ class CommandHandler:
         command = Command("start", runbook=runbook, severity=severity, title=title)
         return self._guarded(ctx, "start", lambda: _start(self, command, ctx))
 
+    def revise(self, submitted: dict[str, Any], ctx: Context) -> Result:
+        """The review form's submission (Slack): what it holds replaces the review's parts."""
+        return self._guarded(ctx, "review", lambda: _revise(self, submitted, ctx))
+
     # --- journaled requests (Slack): nothing acknowledged is lost ---------------
 
     def receive(
@@ -108,6 +111,8 @@ class CommandHandler:
             if payload.get("declare"):
                 args = payload["declare"]
                 result = self.declare(args["runbook"], args.get("severity"), args["title"], ctx)
+            elif isinstance(payload.get("review"), dict):  # the review form (Slack)
+                result = self.revise(payload["review"], ctx)
             else:
                 result = self.handle(payload.get("text") or "", ctx)
         self.service.store.finish_request(inbox_id, self.service.clock.now())
@@ -287,20 +292,31 @@ def _close(h: CommandHandler, c: Command, ctx: Context) -> Result:
 
 def _postmortem(h: CommandHandler, c: Command, ctx: Context) -> Result:
     """Rebuild the review from the record at any time (also after close)."""
-    path = _publish_review(h, h.incident_id(ctx))
-    return h.answer(ctx, h.render("reply.postmortem_written", path=str(path)))
+    written = _publish_review(h, h.incident_id(ctx))
+    kept = str(written.kept) if written.kept else None
+    text = h.render(
+        "reply.postmortem_written", path=str(written.path), kept=kept, edited=written.edited
+    )
+    return h.answer(ctx, text)
 
 
-def _publish_review(h: CommandHandler, incident_id: int) -> Path:
+def _publish_review(h: CommandHandler, incident_id: int) -> Written:
     now = h.service.clock.now()
-    path = publish_review(h.service.store, h.chat, h.render, incident_id, h.review, now)
+    written = publish_review(h.service.store, h.chat, h.render, incident_id, h.review, now)
     h.after_change()  # an upload retry may have been armed
-    return path
+    return written
 
 
 def _actions(h: CommandHandler, c: Command, ctx: Context) -> Result:
     actions = [
-        {"id": a.id, "text": a.text, "owner": a.owner, "due": a.due}
+        {
+            "id": a.id,
+            "text": a.text,
+            "owner": a.owner,
+            "due": a.due,
+            "priority": a.priority,
+            "link": a.link,
+        }
         for a in h.service.actions(h.incident_id(ctx))
         if a.status == "open"
     ]
@@ -336,8 +352,38 @@ def _snooze(h: CommandHandler, c: Command, ctx: Context) -> Result:
 def _action(h: CommandHandler, c: Command, ctx: Context) -> Result:
     owner = c.owner.id if c.owner else None
     return h.publish(
-        h.service.add_action(h.incident_id(ctx), c.text or "", ctx.actor, owner=owner, due=c.due)
+        h.service.add_action(
+            h.incident_id(ctx),
+            c.text or "",
+            ctx.actor,
+            owner=owner,
+            due=c.due,
+            priority=c.priority,
+            link=c.link,
+        )
     )
+
+
+def _review_part(kind: str) -> Callable[[CommandHandler, Command, Context], Result]:
+    """`trigger`, `detection`, `resolution`, `why`, `factor`, `lesson`: one more piece."""
+
+    def run(h: CommandHandler, c: Command, ctx: Context) -> Result:
+        change = h.service.add_to_review(
+            h.incident_id(ctx), kind, c.text or "", ctx.actor, c.category
+        )
+        return h.publish(change)
+
+    return run
+
+
+def _review_form(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    """`/incident review` outside Slack (the form opens in Slack's listener): the verbs."""
+    usage = [USAGE[verb] for verb in REVIEW_VERBS]
+    return h.answer(ctx, h.render("reply.review_in_terminal", usage=usage))
+
+
+def _revise(h: CommandHandler, submitted: dict[str, Any], ctx: Context) -> Result:
+    return h.publish(h.service.revise_review(h.incident_id(ctx), submitted, ctx.actor))
 
 
 def _status(h: CommandHandler, c: Command, ctx: Context) -> Result:
@@ -377,6 +423,13 @@ _HANDLERS: dict[str, Callable[[CommandHandler, Command, Context], Result]] = {
     "summary": _describe("summary"),
     "impact": _describe("impact"),
     "cause": _describe("cause"),
+    "trigger": _review_part("trigger"),
+    "detection": _review_part("detection"),
+    "resolution": _review_part("resolution"),
+    "why": _review_part("why"),
+    "factor": _review_part("factor"),
+    "lesson": _review_part("lesson"),
+    "review": _review_form,
     "action": _action,
     "actions": _actions,
     "postmortem": _postmortem,

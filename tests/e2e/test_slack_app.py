@@ -115,7 +115,7 @@ def test_whole_incident_from_start_to_close(slack: Harness, tmp_path: Path):
         "| Response lead (incident commander) | @U3 |",
         "Rolling back the release",
         "A pool default changed",
-        "| 1 | Pin the pool size | @U2 | 2026-01-22 | open |",
+        "| 1 | — | Pin the pool size | @U2 | 2026-01-22 | — | open |",
         "| Step | Owner | Deadline | Done | Result |",
     ):
         assert section in written, section
