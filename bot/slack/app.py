@@ -9,6 +9,7 @@ arrives in `incident_command` like every other verb and is routed by
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,14 @@ from slack_sdk import WebClient
 
 from bot.bootstrap import Bot
 from bot.dispatch import Context
-from bot.slack.blocks import selected, start_modal, update_modal
+from bot.slack.blocks import (
+    REVIEW_FORM,
+    review_modal,
+    review_submission,
+    selected,
+    start_modal,
+    update_modal,
+)
 from bot.slack.priority import RequestsFirst
 from bot.slack.text import SLACK_USER, from_slack
 
@@ -58,6 +66,32 @@ def create_app(
             work.submit(_after_ack, priority, handler.repeat, ctx)
         else:
             work.submit(_after_ack, priority, handler.process, inbox_id, payload, ctx)
+
+    # before `incident_command`: bolt runs the first listener that matches
+    @app.command("/incident", matchers=[_asks_for_review_form])
+    def review_form(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        """`/incident review`: the review form, prefilled from the record. Opened at once
+        (the trigger id lasts 3 s); it only reads, so nothing is journaled until it is saved."""
+        ack()
+        incident = bot.service.incident_for_channel(command["channel_id"])
+        if incident is None:
+            respond(text=handler.render("error.not_in_incident"), response_type="ephemeral")
+            return
+        modal = review_modal(handler.render, incident, bot.service.review(incident.id))
+        client.views_open(trigger_id=command["trigger_id"], view=modal)
+
+    @app.view(REVIEW_FORM)
+    def review_saved(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        try:
+            meta = json.loads(view.get("private_metadata") or "")
+            incident_id, channel = int(meta["incident"]), meta.get("channel")
+            channel = channel if isinstance(channel, str) else None
+        except (ValueError, TypeError, KeyError):  # not our form's metadata: nothing to do
+            ack()
+            return
+        ctx = Context(actor=body["user"]["id"], channel=channel, incident_id=incident_id)
+        submitted = review_submission(view["state"]["values"])
+        journaled(ack, {"review": submitted}, ctx, None)
 
     @app.command("/incident")
     def incident_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
@@ -114,6 +148,10 @@ def create_app(
         journaled(ack, {"text": f"update {text}"}, ctx, None)
 
     return app
+
+
+def _asks_for_review_form(body: dict[str, Any]) -> bool:
+    return (body.get("text") or "").strip().lower() == "review"
 
 
 def _after_ack(priority: RequestsFirst, work: Callable[..., object], *args: object) -> None:
