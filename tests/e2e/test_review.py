@@ -4,6 +4,7 @@ into the real bolt app, the review file read back from disk."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 from bot.console.demo import run_demo
@@ -159,3 +160,31 @@ def test_the_demo_never_touches_live_incidents_or_their_reviews(slack: Harness):
     assert [(i.id, i.title) for i in store.incidents(include_closed=True)] == incidents
     assert len(store.events(1)) == events
     assert store.postmortem(1)["path"] == str(live)
+
+
+def test_the_review_form_outside_an_incident_channel_says_where_to_go(slack: Harness):
+    body = slash_body(
+        "review", user_id="U1", channel_id="C0", response_url=slack.fake.response_url("here")
+    )
+    assert slack.send(body) == 200
+    assert "not an incident channel" in slack.answer("here")
+    assert slack.fake.calls_to("views.open") == []
+
+
+def test_a_forged_review_form_is_acknowledged_and_changes_nothing(slack: Harness):
+    channel = declare(slack)
+    slack.posted(channel, "Phase 1/3")
+    events = len(slack.running.bot.store.events(1))
+    for metadata in ("", "not json", '["x"]', '{"incident": "one"}', '{"channel": "C1"}'):
+        forged = view_submission_body(
+            "review_form", {"whys": {"value": "Because"}}, private_metadata=metadata
+        )
+        assert slack.send(forged) == 200
+    real = view_submission_body(
+        "review_form",
+        {"whys": {"value": "Because"}},
+        private_metadata=json.dumps({"incident": 1, "channel": ["C1"]}),
+    )
+    assert slack.send(real) == 200  # a channel that is not a channel id is dropped
+    slack.posted(channel, "edited the review in the form: 5 Whys.")
+    assert len(slack.running.bot.store.events(1)) == events + 1
