@@ -4,13 +4,14 @@ Each incident is played through the engine on a fake clock (10 bot seconds betwe
 commands) with the reminder service firing on the way, as in a real incident: the lead
 assigns the other roles, people post updates and notes, mark steps done, hand a role
 over, raise the severity; the phases move on at a third and two thirds of the way, the
-incident is mitigated at 40 % and resolved at the end, with summary, impact, cause and
-follow-up actions. Timeline reminders (phase, step, overrun, risk) land in the record
-like the live bot's. Then `bot.postmortem.render_review` (what `/incident postmortem`
-and `incident-bot postmortem` run: compile the record, render the Jinja2 template) is
-timed several times on the same database; each figure is the median. The compile step
-alone (`compile_review`, reading the record and computing the figures) is timed too, to
-show how the time splits between the data and the template.
+incident is mitigated at 40 % and resolved at the end, with summary, impact, cause,
+follow-up actions and the review meeting's material (trigger, detection, resolution, the
+5 Whys, contributing factors, lessons). Timeline reminders (phase, step, overrun, risk)
+land in the record like the live bot's. Then `bot.postmortem.render_review` (what
+`/incident postmortem` and `incident-bot postmortem` run: compile the record, render the
+Jinja2 template) is timed several times on the same database; each figure is the
+median. The compile step alone (`compile_review`, reading the record and computing the
+figures) is timed too, to show how the time splits between the data and the template.
 
 The 10,000-event incident's review is also timed with its chart (DESIGN §7: under 1.5 s):
 `render_review`, then `bot.chart.draw_incident_chart` (reads the phase runs and step
@@ -81,7 +82,9 @@ def seed_incident(service, reminders, clock, size: int) -> int:  # noqa: ANN001
 
     store = service.store
     lead = "UPMLEAD"
-    epilogue = 7  # resolved, summary, impact, cause, three actions
+    # resolved, summary, impact, cause, three actions, and the review meeting's material:
+    # trigger, detection, resolution, five whys, five factors, three lessons
+    epilogue = 23
 
     def count() -> int:
         # every event since this incident's first is its own (one writer, earlier incidents'
@@ -137,7 +140,17 @@ def seed_incident(service, reminders, clock, size: int) -> int:  # noqa: ANN001
         service.describe(iid, "impact", "Orders dropped by 80 % for the duration.", lead)
         service.describe(iid, "cause", "A configuration change removed the payment route.", lead)
         for n in range(3):
-            service.add_action(iid, f"Follow-up {n}: add a canary check", lead, owner=f"U{n}")
+            service.add_action(
+                iid, f"Follow-up {n}: add a canary check", lead, owner=f"U{n}", priority="p2"
+            )
+        for kind in ("trigger", "detection", "resolution"):
+            service.add_to_review(iid, kind, f"The {kind}, as the review meeting put it.", lead)
+        for n in range(5):
+            service.add_to_review(iid, "why", f"Why {n + 1}: because of the layer below.", lead)
+        for area in ("people", "tooling", "data", "process", "environment"):
+            service.add_to_review(iid, "factor", f"A {area} factor.", lead, area)
+        for kind in ("well", "wrong", "lucky"):
+            service.add_to_review(iid, "lesson", f"Where we {kind}.", lead, kind)
         # the next incident replays the same bot hours: none of this one's reminders may fire
         store.cancel_reminders(iid, clock.now())
     return iid

@@ -43,21 +43,25 @@ def build(
     chat: ChatPort,
     store: Store | None = None,
     reminder_workers: int = 1,
+    drill: bool = False,
 ) -> Bot:
+    """`drill=True` (drills, the demo): reviews go to `postmortems/drills/`, and no follow-up
+    action ever reminds anyone."""
     store = store or Store(settings.db)
     catalog = Catalog(runbook_folder(settings))
     policy = Policy(settings.policy, admin_ids(settings))
-    service = IncidentService(store, clock, catalog, settings.timezone, policy)
+    service = IncidentService(store, clock, catalog, settings.timezone, policy, drill=drill)
     review = ReviewOptions(
         settings.postmortems,
         settings.postmortem_language,
         settings.postmortem_template,
         settings.timezone,
         runbooks=catalog.folder,
+        drill=drill,
     )
     outbox = Outbox(store, chat)
     handler = CommandHandler(service, chat, settings.language, review, outbox)
-    reminders = ReminderService(store, clock, chat, handler.render, reminder_workers)
+    reminders = ReminderService(store, clock, chat, handler.render, reminder_workers, drill=drill)
     reminders.after_post = (
         handler.refresh_plan
     )  # overdue steps and raised severity show in the plan

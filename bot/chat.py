@@ -41,8 +41,9 @@ class ChatPort(Protocol):
         """Tell the wider organisation (e.g. #incidents); a no-op where there is none."""
         ...
 
-    def upload(self, channel: str, path: Path, title: str) -> None:
-        """Share a file (the postmortem) in the channel; raises when it did not go through."""
+    def upload(self, channel: str, files: list[Path], title: str) -> None:
+        """Share files (the postmortem and its chart) in the channel, together; raises when
+        they did not go through."""
         ...
 
     def show_plan(self, incident: Incident, view: IncidentView, text: str) -> str | None:

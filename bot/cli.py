@@ -36,9 +36,11 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot.console.demo import run_demo
 
-    incident_id = run_demo(settings, sys.stdout)
-    path = settings.postmortems / f"INC-{incident_id}.md"
-    print(f"\nDemo finished: INC-{incident_id}. Postmortem: {path}")
+    demo = run_demo(settings, sys.stdout)
+    print(
+        f"\nDemo finished: INC-{demo.incident_id}, on a throw-away database (live and drill "
+        f"incidents untouched). Postmortem: {demo.review}"
+    )
     return 0
 
 
@@ -54,7 +56,7 @@ def _drill(args: argparse.Namespace, settings: Settings) -> int:
 
 def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bootstrap import runbook_folder
-    from bot.postmortem import render_review, write_review
+    from bot.postmortem import ReviewOptions, build_review
 
     text = args.incident.strip().upper().removeprefix("INC-")
     if not text.isdigit():
@@ -63,31 +65,31 @@ def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     db = settings.drill_db if args.drill else settings.db
+    options = ReviewOptions(
+        settings.postmortems,
+        settings.postmortem_language,
+        settings.postmortem_template,
+        settings.timezone,
+        runbooks=runbook_folder(settings),
+        drill=args.drill,
+    )
     store = Store(db)
     try:
         incident = store.incident(int(text))
         if incident is None:
             print(f"There is no incident INC-{text} in {db}", file=sys.stderr)
             return 1
-        review = render_review(
-            store,
-            incident.id,
-            settings.postmortem_language,
-            settings.postmortem_template,
-            settings.timezone,
-            runbooks=runbook_folder(settings),
+        review, written, _ = build_review(
+            store, incident, options, Path(args.out) if args.out else None
         )
     finally:
         store.close()
     if review.problem:
         print(f"incident-bot: custom template not used: {review.problem}", file=sys.stderr)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(review.text, encoding="utf-8")
-    else:
-        out = write_review(settings.postmortems, incident, review)
-    print(out)
+    if written.kept:
+        why = "was edited since the bot wrote it" if written.edited else "is another incident's"
+        print(f"incident-bot: {written.kept} {why}, so it was kept; the review is beside it")
+    print(written.path)
     return 0
 
 

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
+from urllib.parse import urlsplit
 
 from bot.durations import DurationError, parse_duration
 from bot.errors import ParseError
@@ -35,7 +36,14 @@ USAGE: dict[str, str] = {
     "summary": "/incident summary TEXT…",
     "impact": "/incident impact TEXT…",
     "cause": "/incident cause TEXT…",
-    "action": "/incident action TEXT… [@owner] [due YYYY-MM-DD]",
+    "trigger": "/incident trigger TEXT…",
+    "detection": "/incident detection TEXT…",
+    "resolution": "/incident resolution TEXT…",
+    "why": "/incident why TEXT…",
+    "factor": "/incident factor people|tooling|data|process|environment TEXT…",
+    "lesson": "/incident lesson well|wrong|lucky TEXT…",
+    "review": "/incident review",
+    "action": "/incident action TEXT… [@owner] [due YYYY-MM-DD] [p1|p2|p3] [LINK]",
     "actions": "/incident actions",
     "postmortem": "/incident postmortem",
     "status": "/incident status",
@@ -55,8 +63,28 @@ _NO_ARGS = {
     "help",
     "actions",
     "postmortem",
+    "review",
 }
-_TEXT = {"update", "note", "summary", "impact", "cause"}
+_TEXT = {"update", "note", "summary", "impact", "cause", "why"}
+_TEXT |= {"trigger", "detection", "resolution"}
+# review material: accepted at any time, also after close (the review meeting comes later)
+REVIEW_VERBS = (
+    "summary",
+    "impact",
+    "cause",
+    "trigger",
+    "detection",
+    "resolution",
+    "why",
+    "factor",
+    "lesson",
+    "action",
+)
+FACTORS = ("people", "tooling", "data", "process", "environment")
+FACTOR_ALIASES = dict(zip("人机料法环", FACTORS, strict=True))  # 人机料法环, as in the seeds
+LESSONS = ("well", "wrong", "lucky")
+PRIORITIES = ("p1", "p2", "p3")
+MAX_LINK = 2000
 MAX_TEXT = 3000
 _INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn"}
 
@@ -84,6 +112,9 @@ class Command:
     owner: Mention | None = None
     due: date | None = None
     duration: timedelta | None = None
+    category: str | None = None  # factor: people … environment; lesson: well | wrong | lucky
+    priority: str | None = None  # action: p1 | p2 | p3
+    link: str | None = None  # action: the tracker issue, an http(s) URL
 
 
 def parse_mention(token: str) -> Mention | None:
@@ -103,7 +134,7 @@ def _fail(form: str, problem: str, **params: object) -> ParseError:
     return ParseError(problem, usage=USAGE[form], **params)
 
 
-def _clean(text: str) -> str:
+def clean_text(text: str) -> str:
     """Drop control and format characters (bidi overrides, zero-width) but keep
     newlines, tabs and every kind of space; cap the length."""
     kept = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in _INVISIBLE)
@@ -112,14 +143,14 @@ def _clean(text: str) -> str:
 
 def parse(text: str) -> Command:
     """Parse the text after `/incident` (a leading `/incident` is also accepted)."""
-    raw = _clean(text or "")
+    raw = clean_text(text or "")
     if raw.lower().startswith("/incident"):
         raw = raw[len("/incident") :].strip()
     if not raw:
         return Command("open")
-    head, _, rest = raw.partition(" ")
+    head, *tail = raw.split(None, 1)  # any space: a Chinese IME types U+3000
     verb = head.lower()
-    rest = rest.strip()
+    rest = tail[0].strip() if tail else ""
     if verb not in USAGE:
         raise ParseError("unknown_verb", verb=head[:40], verbs=", ".join(USAGE))
     if verb in _NO_ARGS:
@@ -197,27 +228,95 @@ def _snooze(rest: str) -> Command:
         raise _fail("snooze", "bad_duration", given=rest[:40]) from None
 
 
+# after `due`, words that show a date was meant, though not as YYYY-MM-DD ("due next friday")
+_DATE_WORDS = re.compile(
+    r"(?i)^(\d.*|today|tomorrow|tonight|next|this|in|eod|eow|end|by|on|before|"
+    r"mon(day)?|tue(s(day)?)?|wed(nesday)?|thu(r(s(day)?)?)?|fri(day)?|sat(urday)?|sun(day)?)$"
+)
+_PRIORITY_LIKE = re.compile(r"(?i)^p\d+$")
+_LINK_LIKE = re.compile(r"(?i)^[a-z][a-z0-9+.-]*://")
+
+
 def _action(rest: str) -> Command:
+    """Text first, then any of `@owner`, `due YYYY-MM-DD`, `p1..p3`, `LINK` in any order.
+
+    What looks like one of those but cannot be read is refused, never dropped into the
+    text: `due next friday`, `p4`, `ftp://…`, a second owner or an owner inside the text."""
     words = rest.split()
     due: date | None = None
     owner: Mention | None = None
-    changed = True
-    while changed and words:
-        changed = False
+    priority: str | None = None
+    link: str | None = None
+    while words:
+        last = words[-1]
         if len(words) >= 2 and words[-2].lower() == "due" and due is None:
             try:
-                due = date.fromisoformat(words[-1])
+                due = date.fromisoformat(last)
             except ValueError:
-                raise _fail("action", "bad_date", given=words[-1][:40]) from None
+                raise _fail("action", "bad_date", given=last[:40]) from None
             words = words[:-2]
-            changed = True
-        elif owner is None and (mention := parse_mention(words[-1])) is not None:
-            owner = mention
-            words = words[:-1]
-            changed = True
+        elif owner is None and (mention := parse_mention(last)) is not None:
+            owner, words = mention, words[:-1]
+        elif priority is None and last.lower() in PRIORITIES:
+            priority, words = last.lower(), words[:-1]
+        elif link is None and _LINK_LIKE.match(last):
+            link, words = _link(last), words[:-1]
+        else:
+            break
+    if words and _PRIORITY_LIKE.match(words[-1]):
+        raise _fail("action", "bad_priority", given=words[-1][:40])
+    for index, word in enumerate(words):  # a date that was meant but cannot be read
+        following = words[index + 1 : index + 3]
+        if word.lower() == "due" and (not following or _DATE_WORDS.match(following[0])):
+            if following and _is_date(following[0]):
+                raise _fail("action", "option_in_text", given=f"due {following[0]}"[:40])
+            raise _fail("action", "bad_date", given=" ".join(following)[:40] or "due")
+    for word in words:  # an owner who would otherwise vanish into the text
+        if word.startswith(("@", "<@")):
+            raise _fail("action", "owner_in_text", given=word[:40])
     if not words:
         raise _fail("action", "text_required", verb="action")
-    return Command("action", text=" ".join(words), owner=owner, due=due)
+    return Command(
+        "action", text=" ".join(words), owner=owner, due=due, priority=priority, link=link
+    )
+
+
+def _is_date(token: str) -> bool:
+    try:
+        date.fromisoformat(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _link(token: str) -> str:
+    """An http(s) URL as the tracker link; anything else that looks like a URL is refused."""
+    try:
+        parts = urlsplit(token)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise _fail("action", "bad_link", given=token[:80]) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or len(token) > MAX_LINK:
+        raise _fail("action", "bad_link", given=token[:80])
+    return token
+
+
+def _factor(rest: str) -> Command:
+    parts = rest.split(None, 1)
+    head = parts[0] if parts else ""
+    text = parts[1].strip() if len(parts) > 1 else ""
+    category = FACTOR_ALIASES.get(head) or (head.lower() if head.lower() in FACTORS else None)
+    if category is None or not text:
+        raise _fail("factor", "factor_needs_category", given=head[:40])
+    return Command("factor", category=category, text=text)
+
+
+def _lesson(rest: str) -> Command:
+    parts = rest.split(None, 1)
+    kind = parts[0].lower() if parts else ""
+    text = parts[1].strip() if len(parts) > 1 else ""
+    if kind not in LESSONS or not text:
+        raise _fail("lesson", "lesson_needs_kind", given=(parts[0] if parts else "")[:40])
+    return Command("lesson", category=kind, text=text)
 
 
 _PARSERS = {
@@ -229,4 +328,6 @@ _PARSERS = {
     "sev": _sev,
     "action": _action,
     "snooze": _snooze,
+    "factor": _factor,
+    "lesson": _lesson,
 }

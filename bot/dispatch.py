@@ -24,7 +24,7 @@ from typing import Any
 
 from bot.chat import Button, ChatPort
 from bot.clock import utc_now
-from bot.commands import USAGE, Command, Mention, parse
+from bot.commands import REVIEW_VERBS, USAGE, Command, Mention, parse
 from bot.engine import Change, IncidentService
 from bot.errors import BotError, NotInIncident, ParseError
 from bot.lanes import Lane
@@ -244,6 +244,8 @@ class CommandHandler:
                         title=args["title"],
                     )
                     result = _start(self, command, ctx)
+                elif isinstance(payload.get("review"), dict):  # the review form (Slack)
+                    result = _revise(self, payload["review"], ctx)
                 else:
                     result = self._run(payload.get("text") or "", ctx)
                 if inbox_id is not None:
@@ -397,11 +399,16 @@ class CommandHandler:
         now = self.service.clock.now()
         incident_id = row.incident_id or 0
         store = self.service.store
-        path = publish_review(store, self.chat, self.render, incident_id, self.review, now)
+        written = publish_review(store, self.chat, self.render, incident_id, self.review, now)
         self.after_change()  # an upload retry may have been armed
         reply = row.body.get("reply")
         if reply:
-            text = self.render("reply.postmortem_written", path=str(path))
+            text = self.render(
+                "reply.postmortem_written",
+                path=str(written.path),
+                kept=str(written.kept) if written.kept else None,
+                edited=written.edited,
+            )
             self.chat.reply(reply["user"], reply.get("channel"), text, reply.get("url"))
 
     def _tell_failure(self, row: Outgoing, error: Exception) -> None:
@@ -453,7 +460,14 @@ def _postmortem(h: CommandHandler, c: Command, ctx: Context) -> Result:
 
 def _actions(h: CommandHandler, c: Command, ctx: Context) -> Result:
     actions = [
-        {"id": a.id, "text": a.text, "owner": a.owner, "due": a.due}
+        {
+            "id": a.id,
+            "text": a.text,
+            "owner": a.owner,
+            "due": a.due,
+            "priority": a.priority,
+            "link": a.link,
+        }
         for a in h.service.actions(h.incident_id(ctx))
         if a.status == "open"
     ]
@@ -489,9 +503,39 @@ def _snooze(h: CommandHandler, c: Command, ctx: Context) -> Result:
 def _action(h: CommandHandler, c: Command, ctx: Context) -> Result:
     owner = c.owner.id if c.owner else None
     return h.publish(
-        h.service.add_action(h.incident_id(ctx), c.text or "", ctx.actor, owner=owner, due=c.due),
+        h.service.add_action(
+            h.incident_id(ctx),
+            c.text or "",
+            ctx.actor,
+            owner=owner,
+            due=c.due,
+            priority=c.priority,
+            link=c.link,
+        ),
         ctx,
     )
+
+
+def _review_part(kind: str) -> Callable[[CommandHandler, Command, Context], Result]:
+    """`trigger`, `detection`, `resolution`, `why`, `factor`, `lesson`: one more piece."""
+
+    def run(h: CommandHandler, c: Command, ctx: Context) -> Result:
+        change = h.service.add_to_review(
+            h.incident_id(ctx), kind, c.text or "", ctx.actor, c.category
+        )
+        return h.publish(change, ctx)
+
+    return run
+
+
+def _review_form(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    """`/incident review` outside Slack (the form opens in Slack's listener): the verbs."""
+    usage = [USAGE[verb] for verb in REVIEW_VERBS]
+    return h.answer(ctx, h.render("reply.review_in_terminal", usage=usage))
+
+
+def _revise(h: CommandHandler, submitted: dict[str, Any], ctx: Context) -> Result:
+    return h.publish(h.service.revise_review(h.incident_id(ctx), submitted, ctx.actor), ctx)
 
 
 def _status(h: CommandHandler, c: Command, ctx: Context) -> Result:
@@ -531,6 +575,13 @@ _HANDLERS: dict[str, Callable[[CommandHandler, Command, Context], Result]] = {
     "summary": _describe("summary"),
     "impact": _describe("impact"),
     "cause": _describe("cause"),
+    "trigger": _review_part("trigger"),
+    "detection": _review_part("detection"),
+    "resolution": _review_part("resolution"),
+    "why": _review_part("why"),
+    "factor": _review_part("factor"),
+    "lesson": _review_part("lesson"),
+    "review": _review_form,
     "action": _action,
     "actions": _actions,
     "postmortem": _postmortem,

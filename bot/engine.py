@@ -24,6 +24,8 @@ from bot.errors import (
 from bot.model import Action, Event, Incident
 from bot.progress import IncidentView, step_statuses
 from bot.reminders import arm
+from bot.review import KINDS as REVIEW_KINDS
+from bot.review import MAX_ITEMS, ReviewMaterial, fold, revised
 from bot.runbook import SEVERITIES, Catalog
 from bot.store import Store
 
@@ -60,8 +62,10 @@ class IncidentService:
         catalog: Catalog,
         timezone: str = "UTC",
         policy: Policy | None = None,
+        drill: bool = False,
     ) -> None:
         self.policy = policy or Policy()
+        self.drill = drill  # a rehearsal: nobody gets follow-up reminders
         self.store = store
         self.clock = clock
         self.catalog = catalog
@@ -254,6 +258,53 @@ class IncidentService:
             event = self.store.append_event(incident_id, self.clock.now(), actor, field_name, text)
             return self._commit(incident_id, [event])
 
+    def add_to_review(
+        self, incident_id: int, kind: str, text: str, actor: str, category: str | None = None
+    ) -> Change:
+        """Review material: `trigger`, `detection`, `resolution` (the latest counts), `why`
+        (the next of the 5 Whys), `factor` (category people…environment), `lesson` (well,
+        wrong, lucky). Allowed after resolve and after close: reviews happen days later."""
+        with self.store.transaction():
+            self._existing(incident_id)
+            material = self.review(incident_id)
+            data: dict[str, object] = {}
+            if kind == "why":
+                data["number"] = self._room(material.whys, kind)
+            elif kind == "factor" and category is not None and category in material.factors:
+                data["category"] = category
+                self._room(material.factors[category], kind)
+            elif kind == "lesson" and category is not None and category in material.lessons:
+                data["lesson"] = category
+                self._room(material.lessons[category], kind)
+            elif kind not in ("trigger", "detection", "resolution"):
+                raise ValueError(f"{kind} {category}")
+            event = self.store.append_event(
+                incident_id, self.clock.now(), actor, kind, text, **data
+            )
+            return self._commit(incident_id, [event])
+
+    def revise_review(self, incident_id: int, submitted: dict[str, object], actor: str) -> Change:
+        """The review form: every part it carries replaces what the record had (see review.py).
+        One `review_revised` event names what changed; summary, impact and cause also stay on
+        the incident row, as when typed."""
+        with self.store.transaction():
+            self._existing(incident_id)
+            changes = revised(self.review(incident_id), submitted)
+            if not changes:
+                raise InvalidTransition("review_unchanged")
+            on_row = ("summary", "impact", "cause")
+            columns = {k: v or None for k, v in changes.items() if k in on_row}
+            if columns:
+                self.store.update_incident(incident_id, **columns)
+            event = self.store.append_event(
+                incident_id, self.clock.now(), actor, "review_revised", **changes
+            )
+            return self._commit(incident_id, [event])
+
+    def review(self, incident_id: int) -> ReviewMaterial:
+        """What people have written for the review so far."""
+        return fold(self.store.events(incident_id, kinds=REVIEW_KINDS))
+
     def add_action(
         self,
         incident_id: int,
@@ -261,13 +312,17 @@ class IncidentService:
         actor: str,
         owner: str | None = None,
         due: date | None = None,
+        priority: str | None = None,
+        link: str | None = None,
     ) -> Change:
         """Follow-up work for after the incident; allowed after close, when reviews happen."""
         with self.store.transaction():
             self._existing(incident_id)
             now = self.clock.now()
             due_text = due.isoformat() if due else None
-            action_id = self.store.add_action(incident_id, text, owner, due_text, now)
+            action_id = self.store.add_action(
+                incident_id, text, owner, due_text, now, priority=priority, link=link
+            )
             event = self.store.append_event(
                 incident_id,
                 now,
@@ -277,6 +332,8 @@ class IncidentService:
                 action=action_id,
                 owner=owner,
                 due=due_text,
+                priority=priority,
+                link=link,
             )
             return self._commit(incident_id, [event])
 
@@ -450,7 +507,7 @@ class IncidentService:
     def _commit(self, incident_id: int, events: list[Event]) -> Change:
         """Finish a command inside its transaction: arm the reminders its events call for."""
         incident = self._get(incident_id)
-        arm(self.store, incident, events, self.timezone)
+        arm(self.store, incident, events, self.timezone, follow_ups=not self.drill)
         return Change(incident, events)
 
     def _get(self, incident_id: int) -> Incident:
@@ -469,6 +526,12 @@ class IncidentService:
         if incident.is_closed:
             raise IncidentClosed("incident_closed", ref=incident.ref, at=incident.closed_at)
         return incident
+
+    def _room(self, items: tuple[str, ...], what: str) -> int:
+        """The number the next item gets; refused once the list is full."""
+        if len(items) >= MAX_ITEMS:
+            raise InvalidTransition("review_list_full", count=MAX_ITEMS, what=what)
+        return len(items) + 1
 
     def _require_lead(self, incident: Incident, actor: str, action: str) -> None:
         """Refuse `action` unless the policy lets `actor` do it (see Policy)."""

@@ -13,27 +13,28 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-from jinja2 import Environment, StrictUndefined
+from jinja2 import Environment, StrictUndefined, Template, pass_context
+from jinja2.runtime import Context
 
-from bot.durations import format_duration
+from bot import timefmt
+from bot.yaml_lines import load_yaml
 
 TEMPLATES = Path(__file__).parent / "templates"
 LANGUAGES = ("en", "zh")
 
 
 def _hm(moment: datetime | None) -> str:
-    """Clock time to the nearest minute (a scaled clock lands between minutes)."""
-    return (moment + timedelta(seconds=30)).strftime("%H:%M") if moment else "—"
+    """Clock time to the nearest minute, exactly as reviews write it (see timefmt)."""
+    return timefmt.clock_time(moment)
 
 
-def _dur(delta: timedelta | None) -> str:
-    """A duration for people: whole minutes once it is a minute or longer."""
-    if delta is None:
-        return "—"
-    if abs(delta) >= timedelta(minutes=1):
-        delta = timedelta(minutes=round(delta.total_seconds() / 60))
-    return format_duration(delta)
+@pass_context
+def _dur(context: Context, delta: timedelta | None) -> str:
+    """A duration for people, in the language being rendered (see timefmt)."""
+    return timefmt.duration(delta, str(context.get(LANGUAGE_VAR) or "en"))
+
+
+LANGUAGE_VAR = "_language"  # set by the Renderer: which language `| dur` writes
 
 
 @cache
@@ -48,14 +49,16 @@ def _environment() -> Environment:
 
 
 @cache
-def _template(source: str):  # compiled once per distinct source
+def _template(source: str) -> Template:  # compiled once per distinct source
     return _environment().from_string(source)
 
 
 @cache
 def catalog(language: str) -> dict[str, str]:
-    with (TEMPLATES / f"messages.{language}.yaml").open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    # load_yaml joins wrapped Chinese lines without the space YAML folding puts there
+    data = load_yaml((TEMPLATES / f"messages.{language}.yaml").read_text(encoding="utf-8")).data
+    assert isinstance(data, dict)
+    return data
 
 
 class Safe(str):
@@ -101,7 +104,11 @@ class Renderer:
     def __call__(self, key: str, **params: Any) -> str:
         source = catalog(self.language).get(key) or catalog("en")[key]
         safe = {k: self._escaped(v) for k, v in params.items()}
-        return _template(source).render(mention=self.mention, **safe).strip()
+        return (
+            _template(source)
+            .render(mention=self.mention, **{LANGUAGE_VAR: self.language}, **safe)
+            .strip()
+        )
 
 
 def english(key: str, **params: Any) -> str:

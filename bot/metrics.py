@@ -11,7 +11,11 @@ from datetime import datetime, timedelta
 
 from bot.model import Event, Incident, PhaseRun, StepRecord
 from bot.progress import deadline_of, phase_starts
-from bot.runbook import Phase, Step
+from bot.review import KINDS as REVIEW_KINDS
+from bot.runbook import SEVERITIES, Phase, Step
+
+# writing the review and planning follow-ups is not responding to the incident
+_AFTERWORD = frozenset((*REVIEW_KINDS, "action_added"))
 
 
 @dataclass(frozen=True)
@@ -56,13 +60,17 @@ class StepOutcome:
 
 
 def response_metrics(incident: Incident, events: list[Event]) -> list[Metric]:
-    """Time to assemble (first responder after the declarer), mitigate and resolve."""
+    """Time to assemble, mitigate and resolve. Assembling ends with the first thing someone
+    other than the declarer does in the response (the declarer's own `assign` is not a
+    responder arriving; neither is the bot, nor review writing)."""
     targets = incident.runbook.targets
     joined = next(
         (
             e.at
             for e in events
-            if e.kind in ("role_assigned", "handoff_accepted") and not e.data.get("declarer")
+            if e.actor not in ("bot", incident.declared_by)
+            and e.kind not in _AFTERWORD
+            and (incident.resolved_at is None or e.at <= incident.resolved_at)
         ),
         None,
     )
@@ -75,6 +83,15 @@ def response_metrics(incident: Incident, events: list[Event]) -> list[Metric]:
         Metric("mitigate", since_start(incident.mitigated_at), targets.mitigate),
         Metric("resolve", since_start(incident.resolved_at), targets.resolve),
     ]
+
+
+def peak_severity(incident: Incident, events: list[Event]) -> str:
+    """The most severe level the incident reached (sev1 is the worst)."""
+    reached = [incident.severity] + [
+        str(e.data["severity"]) for e in events if e.kind in ("declared", "severity_changed")
+    ]
+    known = [s for s in reached if s in SEVERITIES]
+    return min(known, key=SEVERITIES.index) if known else incident.severity
 
 
 def phase_outcomes(incident: Incident, runs: list[PhaseRun], end: datetime) -> list[PhaseOutcome]:
@@ -117,10 +134,23 @@ def step_outcomes(
     return outcomes
 
 
-def missed_updates(
+@dataclass(frozen=True)
+class Silence:
+    """A stretch longer than the update cadence without a status update."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def length(self) -> timedelta:
+        return self.end - self.start
+
+
+def silences(
     start: datetime, end: datetime, updates: list[datetime], every: timedelta
 ) -> list[tuple[datetime, datetime]]:
-    """Stretches longer than the update cadence with no status update: (from, to) each."""
+    """Stretches longer than the update cadence without a status update: (from, to) each,
+    from the start (or an update) to the next update (or the end)."""
     gaps = []
     last = start
     for moment in [*sorted(updates), end]:

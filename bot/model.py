@@ -146,3 +146,5 @@ class Action:
     due: str | None  # YYYY-MM-DD
     status: str
     created_at: datetime
+    priority: str | None = None  # p1 (most urgent) | p2 | p3
+    link: str | None = None  # the tracker issue (http/https)

@@ -11,6 +11,7 @@ gives the same file.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -21,22 +22,35 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2 import FileSystemLoader, StrictUndefined, pass_context
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
+from bot import timefmt
 from bot.chat import ChatPort
-from bot.durations import format_duration
+from bot.clock import iso
 from bot.messages import TEMPLATES, Renderer
-from bot.metrics import missed_updates, phase_outcomes, response_metrics, step_outcomes
-from bot.model import Incident
+from bot.metrics import (
+    Silence,
+    peak_severity,
+    phase_outcomes,
+    response_metrics,
+    silences,
+    step_outcomes,
+)
+from bot.model import Event, Incident
 from bot.render import event_text, role_name
-from bot.runbook import TemplateOutside, resolve_template
+from bot.review import KINDS as REVIEW_KINDS
+from bot.review import fold
+from bot.runbook import Deadline, TemplateOutside, resolve_template
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -72,6 +86,11 @@ def review_language(incident: Incident, override: str | None) -> str:
     return override or incident.runbook.language
 
 
+# what the review's timeline leaves out: routine reminders (counted under Communication)
+# and review material (it has its own sections; each piece stays in the record as an event)
+_NOT_IN_TIMELINE = frozenset((*REVIEW_KINDS, "reminder"))
+
+
 def compile_review(
     store: Store, incident: Incident, language: str, tz: str = "UTC"
 ) -> dict[str, Any]:
@@ -89,12 +108,22 @@ def compile_review(
     holders = store.holdings(incident.id)
     updates = [e for e in events if e.kind == "update"]
     every = runbook.communication.update_every
+    metrics = response_metrics(incident, events)
+    quiet = [
+        Silence(a, b)
+        for a, b in silences(
+            incident.started_at, incident.resolved_at or end, [u.at for u in updates], every
+        )
+    ]
+    declared = next((e for e in events if e.kind == "declared"), None)
     return {
         "incident": incident,
         "runbook": runbook,
         "language": language,
         "timezone": tz,
         "duration": (incident.closed_at or incident.resolved_at or end) - incident.started_at,
+        "declared_severity": declared.data.get("severity") if declared else incident.severity,
+        "peak_severity": peak_severity(incident, events),
         "severity_changes": [
             {
                 "at": e.at,
@@ -108,7 +137,9 @@ def compile_review(
         ],
         "authors": sorted({h.user for h in holders}),
         "role_names": {r.id: r.name for r in runbook.roles},
-        "metrics": response_metrics(incident, events),
+        "metrics": metrics,
+        "metric": {m.name: m for m in metrics},
+        "review": fold(e for e in events if e.kind in REVIEW_KINDS).as_form(),
         "holdings": [
             {
                 "role": role_name(runbook, h.role_id),
@@ -131,27 +162,25 @@ def compile_review(
         ],
         "phases": phase_outcomes(incident, runs, end),
         "steps": step_outcomes(incident, store.step_records(incident.id), runs),
+        "chart": None,  # the plan-versus-actual chart's file name, beside the review
         "timeline": [
             {
                 "utc": e.at,
                 "local": e.at.astimezone(zone),
                 "actor": e.actor,
                 "kind": e.kind,
-                "text": _markdown(event_text(render, e, incident)),
+                "text": _markdown(event_text(render, e, incident, record=True)),
             }
             for e in events
+            if e.kind not in _NOT_IN_TIMELINE
         ],
         "updates": updates,
         "update_every": every,
         "reminders_sent": [e for e in events if e.kind == "reminder"],
-        "missed_updates": missed_updates(
-            incident.started_at, incident.resolved_at or end, [u.at for u in updates], every
-        ),
-        "risks_triggered": [
-            {"at": e.at, "risk": _risk_text(incident, e.data.get("risk")), "fallback": e.text}
-            for e in events
-            if e.kind == "risk_triggered"
-        ],
+        "silences": quiet,
+        "longest_silence": max(quiet, key=lambda q: q.length) if quiet else None,
+        "missed_updates": [(q.start, q.end) for q in quiet],  # its older name, kept
+        "risks_triggered": [_risk(incident, e) for e in events if e.kind == "risk_triggered"],
         "escalations": [
             {"at": e.at, "phase": _phase_name(incident, e.data.get("phase"))}
             for e in events
@@ -165,9 +194,16 @@ def compile_review(
     }
 
 
-def _risk_text(incident: Incident, risk_id: str | None) -> str:
-    risk = next((r for r in incident.runbook.risks if r.id == risk_id), None)
-    return risk.risk if risk else str(risk_id)
+def _risk(incident: Incident, event: Event) -> dict[str, Any]:
+    risk = next((r for r in incident.runbook.risks if r.id == event.data.get("risk")), None)
+    trigger = risk.trigger if risk else None
+    return {
+        "at": event.at,
+        "risk": risk.risk if risk else str(event.data.get("risk")),
+        "fallback": event.text,
+        "trigger": trigger.milestone if trigger else None,  # mitigated | resolved | update
+        "within": trigger.within if trigger else None,
+    }
 
 
 def _phase_name(incident: Incident, phase_id: str | None) -> str:
@@ -175,7 +211,10 @@ def _phase_name(incident: Incident, phase_id: str | None) -> str:
     return phase.name if phase else str(phase_id)
 
 
+@lru_cache(maxsize=16)
 def _environment(loader_dir: Path) -> SandboxedEnvironment:
+    """One sandbox per template folder, kept: templates compile once (a changed file is
+    recompiled, as Jinja checks its modification time)."""
     env = SandboxedEnvironment(
         loader=FileSystemLoader(str(loader_dir)),
         undefined=StrictUndefined,
@@ -183,10 +222,12 @@ def _environment(loader_dir: Path) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["dur"] = lambda d: format_duration(d) if d is not None else "—"
-    env.filters["utc"] = lambda t: t.strftime("%Y-%m-%d %H:%M UTC") if t else "—"
-    env.filters["local"] = lambda t: t.strftime("%Y-%m-%d %H:%M") if t else "—"
-    env.filters["hm"] = lambda t: t.strftime("%H:%M") if t else "—"
+    # the same formatter as the bot's messages (bot/timefmt.py): a moment reads alike in both
+    env.filters["dur"] = _duration
+    env.filters["utc"] = timefmt.utc_time
+    env.filters["local"] = timefmt.date_time
+    env.filters["hm"] = timefmt.clock_time
+    env.filters["due"] = _deadline
     env.filters["cell"] = lambda s: " ".join(plain_mentions(str(s or "")).split()).replace(
         "|", "\\|"
     )
@@ -203,6 +244,19 @@ class TemplateLimits:
     memory: int = 512 * 1024 * 1024  # bytes of address space of the worker
 
 
+@pass_context
+def _duration(context: Context, delta: timedelta | None) -> str:
+    return timefmt.duration(delta, str(context.get("language") or "en"))
+
+
+@pass_context
+def _deadline(context: Context, due: Deadline | None) -> str:
+    """A step's deadline as the runbook states it (`1h after mitigated`, `缓解后 1小时`)."""
+    if due is None:
+        return timefmt.NONE
+    return timefmt.deadline(due.offset, due.anchor, str(context.get("language") or "en"))
+
+
 def render_review(
     store: Store,
     incident_id: int,
@@ -211,19 +265,22 @@ def render_review(
     tz: str = "UTC",
     runbooks: Path | None = None,
     limits: TemplateLimits = TemplateLimits(),
+    chart: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> Review:
     """Render the postmortem; a custom template that fails gives way to the built-in one.
 
     `template` is the operator's (INCIDENT_BOT_POSTMORTEM_TEMPLATE), else the runbook's
     `postmortem.template`, a file inside `runbooks` (the runbook folder). A custom
     template renders in a worker process within `limits`; whatever it does, this returns
-    within about `limits.seconds` and never raises because of it.
+    within about `limits.seconds` and never raises because of it. `chart` gets the
+    compiled figures and returns the chart file to link (or None).
     """
     incident = store.incident(incident_id)
     if incident is None:
         raise LookupError(f"there is no incident INC-{incident_id}")
     lang = review_language(incident, language)
     context = compile_review(store, incident, lang, tz)
+    context["chart"] = chart(context) if chart else None
     try:
         if template is not None:
             return Review(_render_custom(template.parent, template.name, context, limits), lang)
@@ -347,14 +404,82 @@ def _run_worker(label: str, payload: bytes, deadline: float, limits: TemplateLim
     return out[3:].decode("utf-8", "surrogatepass")
 
 
-def write_review(folder: Path, incident: Incident, review: Review) -> Path:
-    """Write `<folder>/INC-n.md` atomically: a reader never sees half a file."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{incident.ref}.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(review.text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+# --- files ---------------------------------------------------------------------
+
+# The last line of every review file the bot writes names the incident and carries the hash
+# of the text above it. A file whose mark names this incident and whose text still hashes to
+# it is as the bot wrote it, and is replaced; any other file (edited, mark removed, another
+# incident's review: a drill and the demo both number from INC-1) is kept, and the review
+# goes beside it. The mark travels with the file, so this holds whichever database wrote it
+# (the demo's is thrown away after each run) and after the folder was copied or restored.
+_MARK = (
+    "<!-- incident-bot wrote this review of {key}; sha256 of the text above: {digest}. "
+    "Edit it freely: a rebuild then keeps your edits and writes the new review beside it. -->"
+)
+_MARKED = re.compile(
+    r"\n<!-- incident-bot wrote this review of (?P<key>[^;\n]+); "
+    r"sha256 of the text above: (?P<digest>[0-9a-f]{64})\. [^\n]*-->\n?\Z"
+)
+_MAX_BESIDE = 100
+
+
+@dataclass(frozen=True)
+class Written:
+    path: Path  # where the review now is
+    kept: Path | None = None  # a file left alone at the usual place (the review is beside it)
+    edited: bool = False  # why it was kept: edited by people (else: another incident's)
+
+
+def review_path(folder: Path, incident: Incident, drill: bool) -> Path:
+    """`INC-n.md` for a live incident, `drills/INC-n.md` for a drill's or the demo's."""
+    return (folder / "drills" if drill else folder) / f"{incident.ref}.md"
+
+
+def review_key(incident: Incident) -> str:
+    """Which incident a review file belongs to (the number alone repeats across databases)."""
+    return f"{incident.ref} ({incident.runbook_id}, declared {iso(incident.started_at)})"
+
+
+def file_state(path: Path, key: str) -> str:
+    """`free` (no file), `ours` (the bot's review of this incident, unedited), `edited`
+    (changed since the bot wrote it, or not written by the bot) or `other` (the bot's
+    unedited review of another incident)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return "free"
+    except (OSError, UnicodeDecodeError):
+        return "edited"
+    mark = _MARKED.search(text)
+    if not mark:
+        return "edited"
+    body = text[: mark.start()]
+    if hashlib.sha256(body.encode("utf-8")).hexdigest() != mark.group("digest"):
+        return "edited"
+    return "ours" if mark.group("key") == key else "other"
+
+
+def write_review(path: Path, review: Review, key: str) -> Written:
+    """Write the review of incident `key` at `path` atomically (a reader never sees half a
+    file), unless the file there is not the bot's unedited review of this incident: then it
+    stays, and the review goes beside it as `INC-n.rebuilt.md` (`…rebuilt-2.md` when that
+    one is taken as well)."""
+    beside = [path.with_name(f"{path.stem}.rebuilt{path.suffix}")] + [
+        path.with_name(f"{path.stem}.rebuilt-{n}{path.suffix}") for n in range(2, _MAX_BESIDE)
+    ]
+    state = file_state(path, key)
+    target = next(
+        (p for p in [path, *beside] if file_state(p, key) in ("free", "ours")), beside[-1]
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    body = review.text if review.text.endswith("\n") else review.text + "\n"
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(f"{body}\n{_MARK.format(key=key, digest=digest)}\n", encoding="utf-8")
+    tmp.replace(target)
+    if target == path:
+        return Written(target)
+    return Written(target, kept=path, edited=state == "edited")
 
 
 # --- delivery ------------------------------------------------------------------
@@ -367,6 +492,43 @@ class ReviewOptions:
     template: Path | None = None  # a team's own Jinja2 template
     timezone: str = "UTC"
     runbooks: Path | None = None  # the runbook folder, where `postmortem.template` files live
+    drill: bool = False  # drills and the demo write under `drills/`
+
+
+def build_review(
+    store: Store, incident: Incident, options: ReviewOptions, target: Path | None = None
+) -> tuple[Review, Written, str | None]:
+    """Render and write one incident's review (also `incident-bot postmortem`); returns the
+    review, where it was written, and the chart's file name if one was drawn."""
+    path = target or review_path(options.folder, incident, options.drill)
+    path.parent.mkdir(parents=True, exist_ok=True)  # the chart is drawn there first
+    drawn: list[str] = []
+
+    def draw(context: dict[str, Any]) -> str | None:
+        name = draw_chart(context, path.with_name(f"{incident.ref}.png"))
+        drawn.extend([name] if name else [])
+        return name
+
+    review = render_review(
+        store,
+        incident.id,
+        options.language,
+        options.template,
+        options.timezone,
+        runbooks=options.runbooks,
+        chart=draw,
+    )
+    return review, write_review(path, review, review_key(incident)), drawn[0] if drawn else None
+
+
+def draw_chart(context: dict[str, Any], path: Path) -> str | None:
+    """The plan-versus-actual chart `INC-n.png` beside the review (bot/chart.py; never
+    raises). Its file name becomes the template's `chart` (the Markdown links it), is
+    recorded with the postmortem, and `upload_review` uploads it with the review."""
+    from bot.chart import draw_review_chart
+
+    drawn = draw_review_chart(context, path)
+    return drawn.name if drawn else None
 
 
 def publish_review(
@@ -376,7 +538,7 @@ def publish_review(
     incident_id: int,
     options: ReviewOptions,
     now: datetime,
-) -> Path:
+) -> Written:
     """Compile, write, record, post the key figures and upload the file.
 
     Closing never waits on Slack: a failed upload is reported in the channel
@@ -385,33 +547,26 @@ def publish_review(
     incident = store.incident(incident_id)
     if incident is None:
         raise LookupError(f"there is no incident INC-{incident_id}")
-    review = render_review(
-        store,
-        incident_id,
-        options.language,
-        options.template,
-        options.timezone,
-        runbooks=options.runbooks,
+    review, written, chart = build_review(store, incident, options)
+    store.record_postmortem(
+        incident_id, str(written.path), review.language, now, review.problem, chart
     )
-    path = write_review(options.folder, incident, review)
-    store.record_postmortem(incident_id, str(path), review.language, now, review.problem)
     if incident.channel:
         if review.problem:
             chat.post(incident.channel, render("reply.template_problem", problem=review.problem))
-        chat.post(incident.channel, summary_text(store, incident, render, path))
+        chat.post(incident.channel, summary_text(store, incident, render, written))
         upload_review(store, chat, render, incident_id, now)
-    return path
+    return written
 
 
-def summary_text(store: Store, incident: Incident, render: Renderer, path: Path) -> str:
+def summary_text(store: Store, incident: Incident, render: Renderer, written: Written) -> str:
     events = store.events(incident.id)
     metrics = {m.name: m for m in response_metrics(incident, events)}
     steps = step_outcomes(incident, store.step_records(incident.id), store.phase_runs(incident.id))
     updates = [e.at for e in events if e.kind == "update"]
     end = incident.resolved_at or incident.closed_at or incident.started_at
-    gaps = missed_updates(
-        incident.started_at, end, updates, incident.runbook.communication.update_every
-    )
+    every = incident.runbook.communication.update_every
+    gaps = silences(incident.started_at, end, updates, every)
     return render(
         "reply.postmortem_summary",
         ref=incident.ref,
@@ -421,22 +576,30 @@ def summary_text(store: Store, incident: Incident, render: Renderer, path: Path)
         skipped=sum(s.verdict == "skipped" for s in steps),
         not_done=sum(s.verdict == "not_done" for s in steps),
         updates=len(updates),
-        missed=len(gaps),
-        path=str(path),
+        silences=len(gaps),
+        every=every,
+        path=str(written.path),
+        kept=str(written.kept) if written.kept else None,
+        edited=written.edited,
     )
 
 
 def upload_review(
     store: Store, chat: ChatPort, render: Renderer, incident_id: int, now: datetime
 ) -> bool:
-    """Upload the written file to the channel; on failure say so and arm a retry."""
+    """Upload the written file (and its chart) to the channel; on failure say so and arm
+    a retry."""
     incident = store.incident(incident_id)
     record = store.postmortem(incident_id)
     if incident is None or record is None or not incident.channel:
         return False
     path = Path(record["path"])
+    files = [path]
+    if record.get("chart") and (path.parent / record["chart"]).exists():
+        files.append(path.parent / record["chart"])
+    title = render("label.review_file", ref=incident.ref, title=incident.title)
     try:
-        chat.upload(incident.channel, path, f"Postmortem {incident.ref}: {incident.title}")
+        chat.upload(incident.channel, files, title)
     except Exception as exc:  # any failure: report, retry later, never block the close
         attempts = len([r for r in store.reminders(incident_id) if r.kind == "upload"])
         if attempts < UPLOAD_ATTEMPTS:

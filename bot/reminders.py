@@ -72,8 +72,15 @@ CHANGES_INCIDENT = ("overrun", "risk")  # escalations may raise the severity
 ACTION_REMINDER_TIME = time(9, 0)  # on the due date, in the team's time zone
 
 
-def arm(store: Store, incident: Incident, events: Iterable[Event], tz: str = "UTC") -> None:
-    """Create the reminder rows the events call for; run inside the engine's transaction."""
+def arm(
+    store: Store,
+    incident: Incident,
+    events: Iterable[Event],
+    tz: str = "UTC",
+    follow_ups: bool = True,
+) -> None:
+    """Create the reminder rows the events call for; run inside the engine's transaction.
+    `follow_ups=False` (drills): no follow-up action ever reminds anyone."""
     runbook = incident.runbook
     for event in events:
         now = event.at
@@ -102,7 +109,7 @@ def arm(store: Store, incident: Incident, events: Iterable[Event], tz: str = "UT
             store.add_reminder(incident.id, "postmortem", "review", 0, due, now)
         elif event.kind == "closed":
             store.cancel_reminders(incident.id, now, keep_kinds=AFTER_CLOSE)
-        elif event.kind == "action_added" and event.data.get("due"):
+        elif event.kind == "action_added" and event.data.get("due") and follow_ups:
             due = datetime.combine(
                 date.fromisoformat(event.data["due"]), ACTION_REMINDER_TIME, tzinfo=ZoneInfo(tz)
             )
@@ -160,8 +167,15 @@ class _Delivery:
 
 class ReminderService:
     def __init__(
-        self, store: Store, clock: Clock, chat: ChatPort, render: Renderer, workers: int = 1
+        self,
+        store: Store,
+        clock: Clock,
+        chat: ChatPort,
+        render: Renderer,
+        workers: int = 1,
+        drill: bool = False,
     ) -> None:
+        self.drill = drill  # rehearsals never send follow-up reminders (nor old ones left over)
         self._pool = (
             ThreadPoolExecutor(workers, thread_name_prefix="remind") if workers > 1 else None
         )
@@ -401,7 +415,12 @@ class ReminderService:
 
     def _risk(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
         risk = next((r for r in incident.runbook.risks if r.id == reminder.ref), None)
-        if risk is None or risk.trigger is None or incident.milestone(risk.trigger.milestone):
+        if risk is None or risk.trigger is None:
+            return None
+        if risk.trigger.milestone == "update":
+            if not self._silent(reminder, incident, risk.id, risk.trigger.within, now):
+                return None
+        elif incident.milestone(risk.trigger.milestone):
             return None  # the milestone came in time
         self.store.append_event(
             incident.id, now, "bot", "risk_triggered", risk.fallback, risk=risk.id
@@ -416,6 +435,21 @@ class ReminderService:
             severity=raised,
             commander=self.store.current_holders(incident.id).get(incident.runbook.roles[0].id),
         )
+
+    def _silent(
+        self, reminder: Reminder, incident: Incident, risk_id: str, within: timedelta, now: datetime
+    ) -> bool:
+        """`no update within …`: whether a new stretch without a status update has lasted
+        `within` by now. Either way the next check is armed: when the current quiet would
+        reach `within`, or (already that quiet) one `within` later."""
+        last = incident.last_update_at or incident.started_at
+        quiet = now - last >= within
+        check = now + within if quiet else last + within
+        self.store.add_reminder(incident.id, "risk", risk_id, reminder.seq + 1, check, now)
+        if not quiet:
+            return False
+        raised = self.store.events(incident.id, kinds=("risk_triggered",))
+        return not any(e.data.get("risk") == risk_id and e.at >= last for e in raised)
 
     def _postmortem(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
         self.store.append_event(incident.id, now, "bot", "reminder", reminder="postmortem")
@@ -432,7 +466,7 @@ class ReminderService:
     def _action(self, reminder: Reminder, incident: Incident, now: datetime) -> Outgoing | None:
         """A follow-up action due today: a direct message to its owner (or the declarer)."""
         action = self.store.action(int(reminder.ref))
-        if action is None or action.status != "open":
+        if action is None or action.status != "open" or self.drill:
             return None
         self.store.append_event(
             incident.id, now, "bot", "reminder", reminder="action", action=action.id

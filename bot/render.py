@@ -15,6 +15,7 @@ from bot.messages import Renderer, Safe
 from bot.model import Event, Incident
 from bot.progress import IncidentView, StepStatus
 from bot.runbook import LoadedRunbook, Runbook
+from bot.timefmt import deadline
 
 
 def role_name(runbook: Runbook, role_id: str | None) -> str:
@@ -22,7 +23,9 @@ def role_name(runbook: Runbook, role_id: str | None) -> str:
     return role.name if role else str(role_id)
 
 
-def event_text(render: Renderer, event: Event, incident: Incident) -> str:
+def event_text(render: Renderer, event: Event, incident: Incident, record: bool = False) -> str:
+    """What an event says in the channel; `record=True`: in the review's timeline, where the
+    bot's prompts ("type `/incident accept` …") are left out (`timeline.*` keys)."""
     runbook = incident.runbook
     params: dict[str, Any] = {
         "from_user": None,
@@ -51,7 +54,17 @@ def event_text(render: Renderer, event: Event, incident: Incident) -> str:
             target=phase.target,
             phase_count=len(runbook.phases),
         )
-    return render(f"event.{event.kind}", **params)
+    if event.kind == "risk_triggered":
+        risk = next((r for r in runbook.risks if r.id == event.data.get("risk")), None)
+        params["risk_text"] = risk.risk if risk else str(event.data.get("risk"))
+    if "category" in event.data:
+        params["category_name"] = render(f"label.factor_{event.data['category']}")
+    if "lesson" in event.data:
+        params["lesson_name"] = render(f"label.lesson_{event.data['lesson']}")
+    if event.kind == "review_revised":
+        params["parts"] = [render(f"label.review_{k}") for k in event.data]
+    key = f"timeline.{event.kind}"
+    return render(key if record and render.has(key) else f"event.{event.kind}", **params)
 
 
 def owners_text(
@@ -59,7 +72,7 @@ def owners_text(
 ) -> str:
     """Owner roles as their holders' mentions, or the role name while nobody holds it."""
     return Safe(
-        ", ".join(
+        ("、" if render.language == "zh" else ", ").join(
             render.mention(holders[o]) if o in holders else role_name(runbook, o) for o in owners
         )
     )
@@ -119,7 +132,7 @@ def plan_text(render: Renderer, runbook: Runbook, holders: dict[str, str]) -> st
                     "id": s.id,
                     "title": s.title,
                     "owners": owners_text(render, runbook, s.owner, holders),
-                    "due": str(s.due) if s.due else "",
+                    "due": deadline(s.due.offset, s.due.anchor, render.language) if s.due else "",
                 }
                 for s in p.steps
             ],

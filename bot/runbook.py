@@ -102,9 +102,14 @@ class Deadline(_Model):
 
 
 class RiskTrigger(_Model):
-    """`not mitigated within 2h`: fires when a milestone is late (counted from the start)."""
+    """When a risk is taken to have happened, so the bot raises it during the incident:
 
-    milestone: Literal["mitigated", "resolved"]
+    - `not mitigated within 2h` (or `not resolved within 6h`): the milestone is late,
+      counted from the incident start;
+    - `no update within 30m`: no status update for that long, counted from the last
+      update (or the start); raised again for each such stretch until resolved."""
+
+    milestone: Literal["mitigated", "resolved", "update"]
     within: timedelta
 
     @model_validator(mode="before")
@@ -112,9 +117,16 @@ class RiskTrigger(_Model):
     def _parse(cls, value: Any) -> Any:
         if isinstance(value, dict) or isinstance(value, RiskTrigger):
             return value
-        match = re.fullmatch(r"not\s+(\S+)\s+within\s+(.+)", str(value).strip())
+        text = " ".join(str(value).split())
+        silence = re.fullmatch(r"(?i)no\s+(?:status\s+)?updates?\s+(?:within|for)\s+(.+)", text)
+        if silence:
+            return {"milestone": "update", "within": _to_duration(silence.group(1))}
+        match = re.fullmatch(r"not\s+(\S+)\s+within\s+(.+)", text)
         if not match:
-            raise ValueError(f"'{value}' is not a trigger; write it like 'not mitigated within 2h'")
+            raise ValueError(
+                f"'{value}' is not a trigger; write it like 'not mitigated within 2h' "
+                "or 'no update within 30m'"
+            )
         milestone, within = match.groups()
         if milestone not in ("mitigated", "resolved"):
             raise ValueError(f"unknown milestone '{milestone}'; use mitigated or resolved")
@@ -122,6 +134,8 @@ class RiskTrigger(_Model):
 
     @model_serializer
     def _text(self) -> str:
+        if self.milestone == "update":
+            return f"no update within {format_duration(self.within)}"
         return f"not {self.milestone} within {format_duration(self.within)}"
 
 

@@ -227,6 +227,14 @@ def _m6_lanes_and_outbox(db: Database) -> None:
     )
 
 
+def _m7_review(db: Database) -> None:
+    # follow-up actions as the review's action items: priority p1..p3 and a tracker link;
+    # the postmortem record names the chart written beside the Markdown (bot/chart.py)
+    db.table("actions").add_column("priority", str)
+    db.table("actions").add_column("link", str)
+    db.table("postmortems").add_column("chart", str)
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial,
     _m2_reminders,
@@ -234,6 +242,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _m4_postmortems,
     _m5_inbox,
     _m6_lanes_and_outbox,
+    _m7_review,
 ]
 _APP_ID = 0x1D3B07  # marks a file as this bot's database (PRAGMA application_id)
 
@@ -580,7 +589,14 @@ class Store:
     # --- follow-up actions --------------------------------------------------
 
     def add_action(
-        self, incident_id: int, text: str, owner: str | None, due: str | None, at: datetime
+        self,
+        incident_id: int,
+        text: str,
+        owner: str | None,
+        due: str | None,
+        at: datetime,
+        priority: str | None = None,
+        link: str | None = None,
     ) -> int:
         with self.transaction():
             row = {
@@ -590,6 +606,8 @@ class Store:
                 "due": due,
                 "status": "open",
                 "created_at": iso(at),
+                "priority": priority,
+                "link": link,
             }
             return int(self.db["actions"].insert(row).last_pk)
 
@@ -600,7 +618,13 @@ class Store:
     # --- postmortems ---------------------------------------------------------
 
     def record_postmortem(
-        self, incident_id: int, path: str, language: str, at: datetime, problem: str | None
+        self,
+        incident_id: int,
+        path: str,
+        language: str,
+        at: datetime,
+        problem: str | None,
+        chart: str | None = None,
     ) -> None:
         with self.transaction():
             self.db["postmortems"].upsert(
@@ -610,6 +634,7 @@ class Store:
                     "language": language,
                     "compiled_at": iso(at),
                     "problem": problem,
+                    "chart": chart,
                 },
                 pk="incident_id",
             )
@@ -937,6 +962,8 @@ def _action(r: dict[str, Any]) -> Action:
         r["due"],
         r["status"],
         parse_iso(r["created_at"]),
+        r.get("priority"),
+        r.get("link"),
     )
 
 

@@ -14,6 +14,7 @@ reading it; the caller caps the file's size.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,8 +130,40 @@ def _build(node: yaml.Node, path: Path, out: LoadedYaml, loader: yaml.SafeLoader
             items.append(_build(item, child, out, loader))
         return items
     try:
-        return loader.construct_object(node, deep=True)
+        value = loader.construct_object(node, deep=True)
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. `!!int abc`
         raise YamlSyntaxError(
             node.start_mark.line + 1, f"cannot read {node.value!r}: {exc}"
         ) from None
+    folded = getattr(node, "style", None) != "|" and node.start_mark.line != node.end_mark.line
+    return join_cjk_lines(value) if folded and isinstance(value, str) else value
+
+
+def _wide(ch: str) -> bool:
+    """Chinese or Japanese characters and full-width punctuation (Hangul uses spaces)."""
+    return unicodedata.east_asian_width(ch) in ("W", "F") and not "\uac00" <= ch <= "\ud7af"
+
+
+def join_cjk_lines(text: str) -> str:
+    """Undo the spaces that YAML folding (`>-`, or a plain or quoted scalar over several
+    lines) puts where a line of Chinese was wrapped: Chinese has no spaces between words, so
+    `…恢复\n  可用` must read `…恢复可用`, not `…恢复 可用`.
+
+    The rule is CSS Text's for segment breaks between East Asian wide characters, plus
+    punctuation: a space goes when the characters on both sides are wide, or when it
+    follows punctuation that closes Chinese text (`。`, or `,` `;` `:` right after a
+    Chinese character, as runbooks written with half-width punctuation have it). A space
+    between Chinese and a Latin word stays. Only multi-line scalars are touched, so a
+    one-line value keeps exactly what was typed."""
+    if " " not in text:
+        return text
+    kept = []
+    for i, ch in enumerate(text):
+        if ch == " " and 0 < i < len(text) - 1:
+            before, after = text[i - 1], text[i + 1]
+            punct = unicodedata.category(before).startswith("P")
+            closes = punct and (_wide(before) or (i >= 2 and _wide(text[i - 2])))
+            if (_wide(before) and _wide(after)) or (closes and after != " "):
+                continue
+        kept.append(ch)
+    return "".join(kept)

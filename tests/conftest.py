@@ -79,11 +79,11 @@ class RecordingChat:
     def announce(self, text: str) -> None:
         self.announced.append(text)
 
-    def upload(self, channel: str, path, title: str) -> None:
+    def upload(self, channel: str, files, title: str) -> None:
         if self.fail_uploads:
             self.fail_uploads -= 1
             raise ConnectionError("upload failed")
-        self.uploads.append((channel, path, title))
+        self.uploads.append((channel, files[0], title, files[1:]))
 
     def show_plan(self, incident, view, text: str) -> str | None:
         self.posts.append((incident.channel, text))

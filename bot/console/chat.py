@@ -12,6 +12,7 @@ from bot.chat import Button, channel_name
 from bot.clock import Clock
 from bot.model import Incident
 from bot.progress import IncidentView
+from bot.timefmt import clock_time
 
 _EMOJI = {
     "rotating_light": "🚨",
@@ -57,7 +58,7 @@ class ConsoleChat:
         self.channels: list[str] = []
 
     def _write(self, head: str, text: str) -> None:
-        stamp = self.clock.now().strftime("%H:%M")
+        stamp = clock_time(self.clock.now())
         lines = to_terminal(text).splitlines() or [""]
         with self._lock:
             print(f"{stamp}  {head}{lines[0]}", file=self.out)
@@ -86,8 +87,8 @@ class ConsoleChat:
     def announce(self, text: str) -> None:
         self._write("bot (#incidents) › ", text)
 
-    def upload(self, channel: str, path: Path, title: str) -> None:
-        self._write("bot › ", f":bookmark_tabs: {title} — {path}")
+    def upload(self, channel: str, files: list[Path], title: str) -> None:
+        self._write("bot › ", f":bookmark_tabs: {title} — {', '.join(map(str, files))}")
 
     def show_plan(self, incident: Incident, view: IncidentView, text: str) -> str | None:
         self._write("bot › ", text)

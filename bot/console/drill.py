@@ -16,6 +16,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.console.chat import ConsoleChat
 from bot.dispatch import Context
+from bot.messages import Renderer
 from bot.persistence_clock import persisted_clock
 from bot.reminders import ReminderScheduler
 from bot.store import Store
@@ -62,7 +63,7 @@ def _drill(
     store = Store(settings.drill_db)
     clock = clock or persisted_clock(store, speed)
     chat = ConsoleChat(clock, out)
-    bot = build(settings, clock, chat, store=store)
+    bot = build(settings, clock, chat, store=store, drill=True)
     user = _drill_user()
     scheduler = ReminderScheduler(bot.reminders, clock)
     bot.handler.after_change = scheduler.poke
@@ -84,12 +85,14 @@ def _drill(
         )
         if incident is None:
             runbook = bot.catalog.get(runbook_id).runbook  # type: ignore[union-attr]
-            result = bot.handler.handle(
-                f"start {runbook_id} Drill: {runbook.name}", Context(actor=user)
-            )
+            title = Renderer(runbook.language)("label.drill_title", name=runbook.name)
+            result = bot.handler.handle(f"start {runbook_id} {title}", Context(actor=user))
             incident = result.incident
         else:
-            chat.reply(user, None, f"Resuming {incident.ref}: {incident.title}")
+            resuming = bot.handler.render(
+                "reply.drill_resuming", ref=incident.ref, title=incident.title
+            )
+            chat.reply(user, None, resuming)
         assert incident is not None
         incident_id = incident.id
         scheduler.start()  # re-arms from the database: a resumed drill catches up once

@@ -20,10 +20,17 @@ from slack_sdk import WebClient
 
 from bot.bootstrap import Bot
 from bot.dispatch import Context
-from bot.errors import BotError
+from bot.errors import BotError, NotInIncident
 from bot.lanes import Lanes
 from bot.logs import Throttled
-from bot.slack.blocks import selected, start_modal, update_modal
+from bot.slack.blocks import (
+    REVIEW_FORM,
+    review_modal,
+    review_submission,
+    selected,
+    start_modal,
+    update_modal,
+)
 from bot.slack.text import SLACK_USER, from_slack
 
 log = logging.getLogger(__name__)
@@ -73,6 +80,37 @@ def create_app(
         elif received.lane is not None:
             commands.wake(received.lane)
         # "delivery": Slack (or someone) sent the same signed request again: ignored
+
+    # before `incident_command`: bolt runs the first listener that matches
+    @app.command("/incident", matchers=[_asks_for_review_form])
+    def review_form(ack: Ack, command: dict[str, Any]) -> None:
+        """`/incident review`: the review form, prefilled from the record. Opened at once
+        (the trigger id lasts 3 s); it only reads, so nothing is journaled until it is saved."""
+        ack()
+        incident = bot.service.incident_for_channel(command["channel_id"])
+        if incident is None:
+            ctx = Context(
+                command["user_id"], command["channel_id"], None, command.get("response_url")
+            )
+            handler.refuse(ctx, NotInIncident("not_in_incident"))
+            return
+        modal = review_modal(handler.render, incident, bot.service.review(incident.id))
+        client.views_open(trigger_id=command["trigger_id"], view=modal)
+
+    @app.view(REVIEW_FORM)
+    def review_saved(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], request: BoltRequest
+    ) -> None:
+        try:
+            meta = json.loads(view.get("private_metadata") or "")
+            incident_id, channel = int(meta["incident"]), meta.get("channel")
+            channel = channel if isinstance(channel, str) else None
+        except (ValueError, TypeError, KeyError):  # not our form's metadata: nothing to do
+            ack()
+            return
+        ctx = Context(actor=body["user"]["id"], channel=channel, incident_id=incident_id)
+        submitted = review_submission(view["state"]["values"])
+        journaled(ack, {"review": submitted}, ctx, request)
 
     @app.command("/incident")
     def incident_command(ack: Ack, command: dict[str, Any], request: BoltRequest) -> None:
@@ -150,6 +188,10 @@ def _delivery(request: BoltRequest) -> str | None:
         if values and values[0]:
             return f"{prefix}:{values[0]}"
     return None
+
+
+def _asks_for_review_form(body: dict[str, Any]) -> bool:
+    return (body.get("text") or "").strip().lower() == "review"
 
 
 def _button_context(body: dict[str, Any], incident_id: str) -> Context:

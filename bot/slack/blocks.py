@@ -28,15 +28,20 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.chat import Button
+from bot.commands import FACTORS, LESSONS
 from bot.messages import Renderer
 from bot.model import Incident
 from bot.progress import IncidentView
 from bot.render import owners_text, role_name
+from bot.review import TEXTS, ReviewMaterial
 from bot.runbook import SEVERITIES, LoadedRunbook
+from bot.timefmt import deadline
 
 MAX_BLOCKS = 50  # per message
 MAX_SECTION = 3000  # characters of one section's text
 MAX_OPTIONS = 100  # per select menu
+MAX_INPUT = 3000  # characters of one plain-text input (its max_length and initial value)
+REVIEW_FORM = "review_form"  # the review modal's callback id
 _STATE_ICON = {"done": ":white_check_mark:", "skipped": ":fast_forward:", "overdue": ":red_circle:"}
 
 
@@ -113,7 +118,9 @@ def plan_blocks(render: Renderer, incident: Incident, view: IncidentView) -> lis
                 "title": status.step.title,
                 "owners": owners_text(render, runbook, status.step.owner, view.holders),
                 "deadline": status.deadline,
-                "due": str(status.step.due) if status.step.due else "",
+                "due": deadline(status.step.due.offset, status.step.due.anchor, render.language)
+                if status.step.due
+                else "",
             }
         )
     for index, phase in enumerate(runbook.phases):
@@ -220,6 +227,84 @@ def update_modal(render: Renderer, incident_id: int, channel: str | None) -> dic
         ],
     )
     return view.to_dict()
+
+
+def review_modal(render: Renderer, incident: Incident, material: ReviewMaterial) -> dict[str, Any]:
+    """The form behind `/incident review`: every part people write, prefilled from the
+    record. A part too long for one input (3,000 characters) is shown, not offered for
+    editing, so saving can never cut it short."""
+    current = material.as_form()
+    fields: list[tuple[str, str, str]] = [  # block id, label, current text
+        (name, render(f"label.review_{name}"), current[name]) for name in TEXTS[:3]
+    ]
+    fields.append(("whys", render("label.review_whys_hint"), "\n".join(current["whys"])))
+    fields += [
+        (
+            f"factor_{area}",
+            render("label.factor_hint", area=render(f"label.factor_{area}")),
+            "\n".join(current["factors"][area]),
+        )
+        for area in FACTORS
+    ]
+    fields += [(name, render(f"label.review_{name}"), current[name]) for name in TEXTS[3:]]
+    fields += [
+        (
+            f"lesson_{kind}",
+            render("label.lesson_hint", kind=render(f"label.lesson_{kind}")),
+            "\n".join(current["lessons"][kind]),
+        )
+        for kind in LESSONS
+    ]
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=render("label.review_intro", ref=incident.ref)))
+    ]
+    for block_id, label, text in fields:
+        if len(text) > MAX_INPUT:
+            note = render("label.review_too_long", part=label)
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_cut(note, MAX_SECTION))]))
+            continue
+        element = PlainTextInputElement(
+            action_id="value", multiline=True, max_length=MAX_INPUT, initial_value=text or None
+        )
+        blocks.append(
+            InputBlock(
+                block_id=block_id,
+                label=PlainTextObject(text=_cut(label, 2000)),
+                element=element,
+                optional=True,
+            )
+        )
+    view = View(
+        type="modal",
+        callback_id=REVIEW_FORM,
+        private_metadata=json.dumps({"incident": incident.id, "channel": incident.channel}),
+        title=PlainTextObject(text=_cut(render("label.review_title", ref=incident.ref), 24)),
+        submit=PlainTextObject(text=_cut(render("label.save"), 24)),
+        close=PlainTextObject(text=_cut(render("label.cancel"), 24)),
+        blocks=blocks,
+    )
+    return view.to_dict()
+
+
+def review_submission(values: dict[str, Any]) -> dict[str, Any]:
+    """A review form's state as the engine takes it (`IncidentService.revise_review`): only
+    the parts the form carried; an input left empty clears its part."""
+
+    def text(block: str) -> str:
+        field = values.get(block, {}).get("value")
+        value = field.get("value") if isinstance(field, dict) else None
+        return value if isinstance(value, str) else ""
+
+    submitted: dict[str, Any] = {name: text(name) for name in TEXTS if name in values}
+    if "whys" in values:
+        submitted["whys"] = text("whys")
+    factors = {a: text(f"factor_{a}") for a in FACTORS if f"factor_{a}" in values}
+    lessons = {k: text(f"lesson_{k}") for k in LESSONS if f"lesson_{k}" in values}
+    if factors:
+        submitted["factors"] = factors
+    if lessons:
+        submitted["lessons"] = lessons
+    return submitted
 
 
 def selected(values: dict[str, Any], block: str) -> str | None:

@@ -96,10 +96,9 @@ class SlackChat:
             return status == 429 or status >= 500 or error.response.get("error") in _TRANSIENT
         return isinstance(error, OSError)  # no connection, reset, timeout
 
-    def upload(self, channel: str, path: Path, title: str) -> None:
-        self.client.files_upload_v2(
-            channel=channel, file=str(path), filename=path.name, title=title
-        )
+    def upload(self, channel: str, files: list[Path], title: str) -> None:
+        uploads = [{"file": str(p), "filename": p.name, "title": title} for p in files]
+        self.client.files_upload_v2(channel=channel, file_uploads=uploads)
 
     def show_plan(self, incident: Incident, view: IncidentView, text: str) -> str | None:
         assert incident.channel

@@ -111,7 +111,7 @@ REFUSED = {
     "sev already sev1": Bad("sev sev1", "The severity is already sev1.", "active", INC),
     "bad due date": Bad(
         "action Pin the pool size due 2026-13-45",
-        "`2026-13-45` is not a date; write it as YYYY-MM-DD",
+        "`2026-13-45` is not a date; write the due date as YYYY-MM-DD",
         "active",
         INC,
     ),
@@ -121,6 +121,33 @@ REFUSED = {
     "action owner plain @name": Bad(
         "action Pin the pool size @ben", "`@ben` is not a person", "active", INC
     ),
+    "action due next friday": Bad(
+        "action Tune pool <@U2|ben> due next friday",
+        "`next friday` is not a date; write the due date as YYYY-MM-DD. "
+        "Try: `/incident action TEXT… [@owner] [due YYYY-MM-DD] [p1|p2|p3] [LINK]`",
+        "active",
+        INC,
+    ),
+    "action owner inside the text": Bad(
+        "action Ask <@U2|ben> to pin the pool", "the owner goes after the text", "active", INC
+    ),
+    "action two owners": Bad(
+        "action Pin the pool <@U2|ben> <@U3|ivy>", "one per action", "active", INC
+    ),
+    "action p4": Bad("action Pin the pool p4", "`p4` is not a priority", "active", INC),
+    "action ftp link": Bad(
+        "action Pin the pool ftp://files.example.com/x",
+        "give an http:// or https:// address",
+        "active",
+        INC,
+    ),
+    "factor without area": Bad(
+        "factor the pool was too small", "Give the area first", "active", INC
+    ),
+    "factor without text": Bad("factor 人", "Give the area first", "active", INC),
+    "lesson of no kind": Bad("lesson great teamwork", "well, wrong or lucky", "active", INC),
+    "why without text": Bad("why", "`why` needs text after it", "active", INC),
+    "review with words": Bad("review now", "`review` takes nothing after it", "active", INC),
     "snooze soon": Bad(
         "snooze soon", "`soon` is not a duration; write it like 15m or 1h30m", "active", INC
     ),
@@ -139,6 +166,8 @@ REFUSED = {
     "done after close": Bad("done 1.1", "it can't change any more", "closed", INC),
     "sev after close": Bad("sev sev2", "INC-1 was closed at", "closed", INC),
     "close twice": Bad("close", "INC-1 is already closed", "closed", INC, "U3"),
+    "next after close": Bad("next", "INC-1 was closed at", "closed", INC),
+    "trigger in general": Bad("trigger A release", "not an incident channel", "active"),
 }
 
 

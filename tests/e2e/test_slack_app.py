@@ -106,7 +106,9 @@ def test_whole_incident_from_start_to_close(slack: Harness, tmp_path: Path):
     slack.posted(channel, "Postmortem for INC-1")
     (upload,) = fake.wait_for("files.completeUploadExternal")
     assert upload.args["channel_id"] == channel
-    (uploaded,) = fake.uploads.values()
+    uploaded, chart = sorted(fake.uploads.values(), key=lambda u: u["filename"])
+    assert (uploaded["filename"], chart["filename"]) == ("INC-1.md", "INC-1.png")
+    assert chart["channel"] == channel and chart["content"].startswith(b"\x89PNG")
     written = (tmp_path / "postmortems" / "INC-1.md").read_text(encoding="utf-8")
     assert uploaded["content"].decode("utf-8") == written
     for section in (
@@ -115,7 +117,7 @@ def test_whole_incident_from_start_to_close(slack: Harness, tmp_path: Path):
         "| Response lead (incident commander) | @U3 |",
         "Rolling back the release",
         "A pool default changed",
-        "| 1 | Pin the pool size | @U2 | 2026-01-22 | open |",
+        "| 1 | — | Pin the pool size | @U2 | 2026-01-22 | — | open |",
         "| Step | Owner | Deadline | Done | Result |",
     ):
         assert section in written, section

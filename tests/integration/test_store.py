@@ -109,3 +109,48 @@ def test_many_threads_write_to_many_incidents_without_losing_events(store, catal
     for incident_id in ids:
         updates = store.events(incident_id, kinds=("update",))
         assert [e.text for e in updates] == [f"update {n}" for n in range(25)]
+
+
+def test_a_database_from_before_review_fields_upgrades_and_keeps_its_actions(tmp_path):
+    from sqlite_utils import Database
+
+    from bot.store import _APP_ID, MIGRATIONS
+
+    path = tmp_path / "old.db"
+    old = Database(sqlite3.connect(str(path), isolation_level=None))
+    for migrate in MIGRATIONS[:5]:  # the schema before actions had a priority and a link
+        migrate(old)
+    old.execute(f"PRAGMA application_id={_APP_ID}")
+    old.execute("PRAGMA user_version=5")
+    old["incidents"].insert(
+        {
+            "id": 1,
+            "title": "x",
+            "severity": "sev2",
+            "status": "closed",
+            "runbook_id": "r",
+            "started_at": "2026-01-15T02:00:00+00:00",
+        }
+    )
+    old["actions"].insert(
+        {
+            "incident_id": 1,
+            "text": "Pin the pool",
+            "owner": "eli",
+            "due": None,
+            "status": "open",
+            "created_at": "2026-01-15T02:00:00+00:00",
+        }
+    )
+    old.conn.close()
+    store = Store(path)
+    try:
+        (action,) = store.actions(1)
+        assert (action.text, action.priority, action.link) == ("Pin the pool", None, None)
+        store.add_action(
+            1, "Alert", None, None, action.created_at, priority="p1", link="https://x.example/1"
+        )
+        assert [(a.priority, a.link) for a in store.actions(1)][-1] == ("p1", "https://x.example/1")
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    finally:
+        store.close()

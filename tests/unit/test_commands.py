@@ -143,6 +143,119 @@ def test_action_with_only_a_due_date() -> None:
     assert (cmd.text, cmd.owner, cmd.due) == ("Write runbook for DNS", None, date(2026, 1, 20))
 
 
+def test_action_takes_priority_and_tracker_link_in_any_order() -> None:
+    cmd = parse("action Pin the pool p1 https://tracker.example.com/OPS-1 @eli due 2026-01-22")
+    assert (cmd.text, cmd.owner, cmd.due, cmd.priority, cmd.link) == (
+        "Pin the pool",
+        Mention("eli", "eli"),
+        date(2026, 1, 22),
+        "p1",
+        "https://tracker.example.com/OPS-1",
+    )
+    assert parse("action Pin the pool P3").priority == "p3"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "given"),
+    [
+        ("action Tune pool @responder due next friday", "bad_date", "next friday"),
+        ("action Tune pool due friday @responder", "bad_date", "friday"),
+        ("action Tune pool due in 2 days", "bad_date", "in 2"),
+        ("action Tune pool due", "bad_date", "due"),
+        ("action Tune pool due 2026-01-22 soon", "option_in_text", "due 2026-01-22"),
+        ("action Ask @ben to tune the pool", "owner_in_text", "@ben"),
+        ("action Tune pool @ana @ben", "owner_in_text", "@ana"),
+        ("action Tune pool <@U1", "owner_in_text", "<@U1"),
+        ("action Tune pool p4", "bad_priority", "p4"),
+        ("action Tune pool ftp://files.example.com/pool", "bad_link", "ftp://"),
+        ("action Tune pool https://", "bad_link", "https://"),
+        ("action Tune pool http://[::1", "bad_link", "http://[::1"),
+    ],
+)
+def test_an_action_part_that_cannot_be_read_is_refused_never_dropped(
+    text: str, key: str, given: str
+) -> None:
+    with pytest.raises(ParseError) as info:
+        parse(text)
+    assert info.value.key == key
+    assert given in info.value.params["given"]
+    assert USAGE["action"] in str(info.value) and "[p1|p2|p3] [LINK]" in str(info.value)
+
+
+def test_due_inside_ordinary_words_is_text() -> None:
+    assert parse("action Review alerts due to noise").text == "Review alerts due to noise"
+    assert parse("action Move p4 hosts to rack 2").text == "Move p4 hosts to rack 2"
+
+
+@pytest.mark.parametrize("verb", ["trigger", "detection", "resolution", "why"])
+def test_review_text_verbs_keep_their_text(verb: str) -> None:
+    assert parse(f"{verb} A release halved the pool") == Command(
+        verb, text="A release halved the pool"
+    )
+
+
+@pytest.mark.parametrize(
+    ("typed", "category"),
+    [
+        ("people", "people"),
+        ("Tooling", "tooling"),
+        ("data", "data"),
+        ("process", "process"),
+        ("environment", "environment"),
+        ("人", "people"),
+        ("机", "tooling"),
+        ("料", "data"),
+        ("法", "process"),
+        ("环", "environment"),
+    ],
+)
+def test_factor_takes_an_area_in_english_or_chinese(typed: str, category: str) -> None:
+    assert parse(f"factor {typed} 值班 only one person") == Command(
+        "factor", category=category, text="值班 only one person"
+    )
+    assert parse(f"factor{chr(0x3000)}{typed}\u3000夜间").category == category  # a wide space
+
+
+@pytest.mark.parametrize("kind", ["well", "wrong", "lucky"])
+def test_lesson_takes_its_kind(kind: str) -> None:
+    assert parse(f"lesson {kind.upper()} We had a rollback") == Command(
+        "lesson", category=kind, text="We had a rollback"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("factor", "factor_needs_category"),
+        ("factor people", "factor_needs_category"),
+        ("factor staff Too few people", "factor_needs_category"),
+        ("factor 人员 人手不足", "factor_needs_category"),
+        ("lesson", "lesson_needs_kind"),
+        ("lesson lucky", "lesson_needs_kind"),
+        ("lesson good We rolled back", "lesson_needs_kind"),
+        ("review the form", "no_arguments"),
+        ("why", "text_required"),
+        ("trigger", "text_required"),
+    ],
+)
+def test_review_verbs_refuse_a_wrong_form_and_show_the_right_one(text: str, key: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse(text)
+    assert info.value.key == key
+    assert USAGE[text.split()[0]] in str(info.value)
+
+
+def test_review_opens_the_form() -> None:
+    assert parse("review") == Command("review")
+
+
+def test_the_usage_lines_are_design_s_grammar() -> None:
+    assert USAGE["factor"] == "/incident factor people|tooling|data|process|environment TEXT…"
+    assert USAGE["lesson"] == "/incident lesson well|wrong|lucky TEXT…"
+    assert USAGE["action"] == "/incident action TEXT… [@owner] [due YYYY-MM-DD] [p1|p2|p3] [LINK]"
+    assert {"trigger", "detection", "resolution", "why", "review"} <= set(USAGE)
+
+
 @pytest.mark.parametrize("verb", ["status", "list", "runbooks", "help"])
 def test_listing_verbs_take_nothing(verb: str) -> None:
     assert parse(verb) == Command(verb)
@@ -262,6 +375,12 @@ def test_every_parse_error_key_has_an_english_text() -> None:
         "skip_needs_reason",
         "bad_date",
         "bad_duration",
+        "owner_in_text",
+        "option_in_text",
+        "bad_priority",
+        "bad_link",
+        "factor_needs_category",
+        "lesson_needs_kind",
     ):
         assert key in keys
 

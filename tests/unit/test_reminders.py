@@ -130,6 +130,68 @@ def test_risk_trigger_stays_quiet_when_the_milestone_came_in_time(svc, reminders
     assert not any("Risk:" in t for t in _sent(chat))
 
 
+SILENT_RUNBOOK = """
+id: quiet
+name: Quiet
+roles: [{id: lead, name: Lead}]
+communication: {update_every: 15m}
+phases:
+  - {id: one, name: One, target: 6h, remind_every: 6h, steps: [{id: a, title: A, owner: lead}]}
+risks:
+  - id: silence
+    risk: Information lags
+    trigger: no update within 30m
+    fallback: Name one person to share information.
+"""
+
+
+@pytest.fixture
+def quiet(store, clock, tmp_path):
+    from bot.runbook import Catalog
+
+    folder = tmp_path / "quiet"
+    folder.mkdir()
+    (folder / "quiet.yaml").write_text(SILENT_RUNBOOK, encoding="utf-8")
+    service = IncidentService(store, clock, Catalog(folder))
+    incident = service.start("quiet", "Checkout down", "ana").incident
+    service.set_channel(incident.id, "C1")
+    return service, incident
+
+
+def _risks(chat):
+    return [t for t in _sent(chat) if "Risk: Information lags" in t]
+
+
+def test_no_update_risk_fires_during_the_incident_once_per_silence(quiet, reminders, clock, chat):
+    service, incident = quiet
+    clock.advance(timedelta(minutes=20))
+    service.update(incident.id, "Looking", "ana")
+    run_until(reminders, clock, START + timedelta(minutes=49))
+    assert _risks(chat) == []  # 20m → 49m: 29 minutes quiet
+    run_until(reminders, clock, START + timedelta(minutes=50))
+    (raised,) = _risks(chat)
+    assert "no status update for 30m" in raised and "Name one person" in raised
+    run_until(reminders, clock, START + timedelta(hours=3))
+    assert len(_risks(chat)) == 1  # the same silence goes on: not raised again
+    service.update(incident.id, "Still rolling back", "ana")
+    run_until(reminders, clock, START + timedelta(hours=3, minutes=29))
+    assert len(_risks(chat)) == 1
+    run_until(reminders, clock, START + timedelta(hours=3, minutes=31))
+    assert len(_risks(chat)) == 2  # a new silence
+    events = service.store.events(incident.id, kinds=("risk_triggered",))
+    assert [e.at - START for e in events] == [timedelta(minutes=50), timedelta(hours=3, minutes=30)]
+    pending = [r for r in service.store.reminders(incident.id, "pending") if r.kind == "risk"]
+    assert len(pending) == 1  # one row at a time, however long the incident
+
+
+def test_no_update_risk_stops_at_resolution(quiet, reminders, clock, chat):
+    service, incident = quiet
+    clock.advance(timedelta(minutes=10))
+    service.resolved(incident.id, "ana")
+    run_until(reminders, clock, START + timedelta(hours=2))
+    assert _risks(chat) == []
+
+
 def test_escalation_never_lowers_the_severity(svc, reminders, clock, chat):
     incident = _declare(svc, severity="sev1")
     run_until(reminders, clock, START + timedelta(minutes=30))

@@ -354,6 +354,56 @@ def test_risk_trigger_that_is_not_a_trigger_is_refused(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "written", ["no update within 30m", "No updates within 30m", "no status update for 30m"]
+)
+def test_a_silence_trigger_reads_and_writes_back(written: str) -> None:
+    trigger = RiskTrigger.model_validate(written)
+    assert (trigger.milestone, trigger.within) == ("update", timedelta(minutes=30))
+    assert trigger.model_dump() == "no update within 30m"
+    assert RiskTrigger.model_validate(trigger.model_dump()) == trigger
+
+
+def test_a_silence_trigger_without_a_duration_is_refused_with_both_forms(tmp_path: Path) -> None:
+    text = edit("not mitigated within 2h", "no update within ever")
+    path = write(tmp_path, text)
+    assert_reported(only_problem(path), path, line_no(text, "no update"), "risks[0].trigger")
+    text = edit("not mitigated within 2h", "whenever it is quiet")
+    assert "'no update within 30m'" in only_problem(write(tmp_path, text)).message
+
+
+def test_the_shipped_outage_runbooks_raise_poor_communication_on_silence() -> None:
+    for name in ("service-outage", "service-outage-zh"):
+        runbook = load_runbook(SHIPPED / f"{name}.yaml").runbook
+        risk = next(r for r in runbook.risks if r.id == "poor-communication")
+        assert risk.trigger == RiskTrigger(milestone="update", within=timedelta(minutes=30))
+
+
+def test_wrapped_chinese_lines_join_without_a_space(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "name: Mini runbook",
+        "name: Mini runbook\ndescription: >-\n  目标:2小时内通过回滚\n  或临时修复恢复;\n  3天内完成。\n"
+        "  Then English, wrapped\n  as usual.\n  中文 and English 混排",
+    )
+    runbook = load_runbook(write(tmp_path, text)).runbook
+    assert runbook.description == (
+        "目标:2小时内通过回滚或临时修复恢复;3天内完成。Then English, wrapped as usual. 中文 and English 混排"
+    )
+
+
+def test_shipped_chinese_runbooks_have_no_folding_spaces_inside_chinese() -> None:
+    import re
+
+    for name in ("service-outage-zh", "pr-crisis"):
+        snapshot = load_runbook(SHIPPED / f"{name}.yaml").runbook.snapshot()
+        assert re.findall(r"[\u4e00-\u9fff，。；：、,;:] [\u4e00-\u9fff]", snapshot) == [], name
+
+
+def test_a_one_line_value_keeps_the_spaces_typed(tmp_path: Path) -> None:
+    text = BASE.replace("name: Mini runbook", "name: 迷你 预案")
+    assert load_runbook(write(tmp_path, text)).runbook.name == "迷你 预案"
+
+
 def test_risk_trigger_on_unknown_milestone_is_refused(tmp_path: Path) -> None:
     text = edit("not mitigated within 2h", "not closed within 2h")
     path = write(tmp_path, text)

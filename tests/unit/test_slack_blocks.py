@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import yaml
@@ -109,3 +110,88 @@ def test_manifest_declares_the_escaped_slash_command_and_the_scopes():
 def test_manifest_asks_for_private_channels_for_private_runbooks():
     scopes = yaml.safe_load(manifest_yaml())["oauth_config"]["scopes"]["bot"]
     assert "groups:write" in scopes and "private" in SCOPES["groups:write"]
+
+
+# --- the review form ---------------------------------------------------------------
+
+
+def _material(service, **parts):
+    incident = service.start("service-outage", "Checkout down", "U1").incident
+    service.set_channel(incident.id, "C9")
+    for kind, text in parts.items():
+        service.add_to_review(incident.id, kind, text, "U1")
+    return service.store.incident(incident.id), service.review(incident.id)
+
+
+def test_review_form_is_prefilled_and_within_slack_limits(service):
+    from bot.slack.blocks import MAX_INPUT, review_modal
+
+    incident, material = _material(service, why="Pods waited", trigger="A release")
+    service.add_to_review(incident.id, "why", "The pool was halved", "U1")
+    service.add_to_review(incident.id, "factor", "No alert", "U1", "tooling")
+    view = review_modal(Renderer("en"), incident, service.review(incident.id))
+    assert view["callback_id"] == "review_form" and len(view["title"]["text"]) <= 24
+    assert json.loads(view["private_metadata"]) == {"incident": incident.id, "channel": "C9"}
+    inputs = {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
+    assert list(inputs) == [
+        "summary",
+        "impact",
+        "cause",
+        "whys",
+        "factor_people",
+        "factor_tooling",
+        "factor_data",
+        "factor_process",
+        "factor_environment",
+        "trigger",
+        "detection",
+        "resolution",
+        "lesson_well",
+        "lesson_wrong",
+        "lesson_lucky",
+    ]
+    assert inputs["whys"]["element"]["initial_value"] == "Pods waited\nThe pool was halved"
+    assert inputs["factor_tooling"]["element"]["initial_value"] == "No alert"
+    assert inputs["trigger"]["element"]["initial_value"] == "A release"
+    assert "initial_value" not in inputs["summary"]["element"]
+    assert all(b["element"]["max_length"] == MAX_INPUT and b["optional"] for b in inputs.values())
+    assert len(view["blocks"]) <= 100
+
+
+def test_a_part_too_long_for_the_form_is_shown_not_offered(service):
+    from bot.slack.blocks import review_modal, review_submission
+
+    incident, _ = _material(service)
+    for n in range(3):
+        service.add_to_review(incident.id, "why", f"{n} " + "x" * 2000, "U1")
+    view = review_modal(Renderer("zh"), incident, service.review(incident.id))
+    ids = [b.get("block_id") for b in view["blocks"]]
+    assert "whys" not in ids  # 6,000 characters: saving a cut copy would lose words
+    assert any("太长" in json.dumps(b, ensure_ascii=False) for b in view["blocks"])
+    state = {
+        b["block_id"]: {"value": {"type": "plain_text_input", "value": None}}
+        for b in view["blocks"]
+        if b["type"] == "input"
+    }
+    submitted = review_submission(state)
+    assert "whys" not in submitted and submitted["summary"] == ""
+
+
+def test_review_submission_takes_only_what_the_form_carried():
+    from bot.slack.blocks import review_submission
+
+    values = {
+        "summary": {"value": {"type": "plain_text_input", "value": "Checkout failed"}},
+        "whys": {"value": {"type": "plain_text_input", "value": "one\ntwo"}},
+        "factor_people": {"value": {"type": "plain_text_input", "value": None}},
+        "lesson_lucky": {"value": {"type": "plain_text_input", "value": "Low traffic"}},
+        "unknown": {"value": {"type": "plain_text_input", "value": "ignored"}},
+        "trigger": {"value": "not a dict"},
+    }
+    assert review_submission(values) == {
+        "summary": "Checkout failed",
+        "trigger": "",
+        "whys": "one\ntwo",
+        "factors": {"people": ""},
+        "lessons": {"lucky": "Low traffic"},
+    }
