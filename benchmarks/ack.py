@@ -235,7 +235,7 @@ def run(quick: bool, workdir: Path) -> Outcome:
                 "ack: the kernel dropped connections from full listen queues during the runs "
                 f"(TcpExt ListenOverflows: bot {overflows['bot']:,}, bare {overflows['bare']:,}). "
                 "Dropped SYNs are retried after 1 s or reset; both servers are "
-                "bot.slack.server.SlackHTTPServer with a listen queue of 128, so look at "
+                "bot.http_server.BoundedHTTPServer with a listen queue of 1,024, so look at "
                 "what else ran on the machine."
             )
     finally:

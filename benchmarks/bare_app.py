@@ -1,10 +1,11 @@
 """The baseline for ack latency: a bare slack-bolt app whose `/incident` listener only acks.
 
 Served exactly like bot/slack/server.py serves the bot: the same bolt settings
-(signature verification on, token verification off, `process_before_response=False`,
-a listener executor of the same size), the bot's own HTTP server and request handler
-(`bot.slack.server.SlackHTTPServer`, `handler_class`: a thread per request, a listen
-queue of 128, one `App.dispatch(BoltRequest(...))` per POST /slack/events, GET /healthz).
+(signature verification on, `process_before_response=False`, a listener executor of
+the same size), the bot's own bounded HTTP server and routes (`bot.http_server.
+BoundedHTTPServer` with `bot.slack.http.slack_routes`: the signature checked on the
+raw bytes first, then one `App.dispatch(BoltRequest(...))` per POST /slack/events,
+GET /healthz).
 
     SLACK_SIGNING_SECRET=... SLACK_API_URL=http://127.0.0.1:P/api/ \
         python benchmarks/bare_app.py --port 3001
@@ -26,20 +27,22 @@ from urllib.parse import urlsplit
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.http_server import BoundedHTTPServer
+from bot.slack.http import slack_routes
 from bot.slack.priority import RequestsFirst
-from bot.slack.server import LISTENER_THREADS, SlackHTTPServer, handler_class
+from bot.slack.server import LISTENER_THREADS
 
 
 def create_app(signing_secret: str, executor: ThreadPoolExecutor, api_url: str) -> App:
-    # bolt's single-team authorization calls auth.test once, on the first request, as it
-    # does in the bot: both go to the fake Slack, so neither app ever leaves the machine
+    # bolt's single-team authorization calls auth.test once, at start-up, as it does in the
+    # bot: both go to the fake Slack, so neither app ever leaves the machine
     client = WebClient(token="xoxb-bare-app", base_url=api_url.rstrip("/") + "/")
     app = App(
         client=client,
         listener_executor=executor,
         signing_secret=signing_secret,
         request_verification_enabled=True,
-        token_verification_enabled=False,
+        token_verification_enabled=True,
         process_before_response=False,
     )
 
@@ -52,7 +55,7 @@ def create_app(signing_secret: str, executor: ThreadPoolExecutor, api_url: str) 
 
 @dataclass
 class BareApp:
-    """The bare app as bot.slack.server.handler_class serves it: always healthy, no
+    """The bare app as bot.slack.http.slack_routes serves it: always healthy, no
     background work (so nothing ever waits for its requests)."""
 
     app: App
@@ -76,8 +79,8 @@ def main() -> int:
         parser.error("SLACK_API_URL must point at a fake Slack on 127.0.0.1")
     executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
     app = create_app(secret, executor, api_url)
-    server = SlackHTTPServer((args.host, args.port), handler_class(BareApp(app)))
-    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    server = BoundedHTTPServer(args.host, args.port, slack_routes(BareApp(app), secret))
+    server.start()
     print(f"bare bolt app: health at :{args.port}/healthz", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -87,7 +90,6 @@ def main() -> int:
         pass
     finally:
         server.shutdown()
-        server.server_close()
         executor.shutdown(wait=True)
     return 0
 

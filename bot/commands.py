@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from urllib.parse import urlsplit
@@ -180,7 +181,7 @@ def _start(rest: str) -> Command:
     return Command("start", runbook=runbook.lower(), severity=severity, title=title)
 
 
-def _role_and_user(verb: str):
+def _role_and_user(verb: str) -> Callable[[str], Command]:
     def parse_it(rest: str) -> Command:
         words = rest.split()
         if len(words) != 2:
@@ -319,7 +320,7 @@ def _lesson(rest: str) -> Command:
     return Command("lesson", category=kind, text=text)
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[str], Command]] = {
     "start": _start,
     "assign": _role_and_user("assign"),
     "handoff": _role_and_user("handoff"),

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     def of(cls, **fields: object) -> Settings:
         """Settings from field names (tests, embedding): `Settings.of(db=path)`."""
         aliases = {name: info.validation_alias for name, info in cls.model_fields.items()}
-        return cls(**{str(aliases[name]): value for name, value in fields.items()})
+        return cls.model_validate({str(aliases[name]): value for name, value in fields.items()})
 
     slack_bot_token: str | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")

@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from bot.runbook import Runbook
+from bot.runbook import Phase, Runbook
 
 STATUSES = ("active", "mitigated", "resolved", "closed")
 
@@ -43,7 +43,7 @@ class Incident:
         return Runbook.from_snapshot(self.runbook_snapshot)
 
     @property
-    def phase(self):  # -> runbook.Phase
+    def phase(self) -> Phase:
         return self.runbook.phases[self.phase_index]
 
     @property

@@ -458,9 +458,14 @@ def _cross_check(runbook: Runbook) -> list[tuple[tuple[Any, ...], str]]:
                             f"owner '{owner}' is not a declared role ({known})",
                         )
                     )
-    owner = runbook.postmortem.owner
-    if owner and owner not in role_ids:
-        found.append((("postmortem", "owner"), f"owner '{owner}' is not a declared role ({known})"))
+    review_owner = runbook.postmortem.owner
+    if review_owner and review_owner not in role_ids:
+        found.append(
+            (
+                ("postmortem", "owner"),
+                f"owner '{review_owner}' is not a declared role ({known})",
+            )
+        )
     return found
 
 

@@ -39,8 +39,8 @@ class StoreError(Exception):
 
 
 def _m1_initial(db: Database) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key")
-    db["incidents"].create(
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("incidents").create(
         {
             "id": int,
             "title": str,
@@ -64,9 +64,9 @@ def _m1_initial(db: Database) -> None:
         pk="id",
         not_null={"title", "severity", "status", "runbook_id", "started_at"},
     )
-    db["incidents"].create_index(["channel"])
-    db["incidents"].create_index(["status"])
-    db["events"].create(
+    db.table("incidents").create_index(["channel"])
+    db.table("incidents").create_index(["status"])
+    db.table("events").create(
         {
             "id": int,
             "incident_id": int,
@@ -79,14 +79,14 @@ def _m1_initial(db: Database) -> None:
         pk="id",
         foreign_keys=[("incident_id", "incidents", "id")],
     )
-    db["events"].create_index(["incident_id", "id"])
-    db["holdings"].create(
+    db.table("events").create_index(["incident_id", "id"])
+    db.table("holdings").create(
         {"id": int, "incident_id": int, "role_id": str, "user": str, "since": str, "until": str},
         pk="id",
         foreign_keys=[("incident_id", "incidents", "id")],
     )
-    db["holdings"].create_index(["incident_id", "role_id"])
-    db["handoffs"].create(
+    db.table("holdings").create_index(["incident_id", "role_id"])
+    db.table("handoffs").create(
         {
             "id": int,
             "incident_id": int,
@@ -101,19 +101,19 @@ def _m1_initial(db: Database) -> None:
         pk="id",
         foreign_keys=[("incident_id", "incidents", "id")],
     )
-    db["handoffs"].create_index(["incident_id", "to_user"])
-    db["steps"].create(
+    db.table("handoffs").create_index(["incident_id", "to_user"])
+    db.table("steps").create(
         {"incident_id": int, "step_id": str, "state": str, "at": str, "by": str, "reason": str},
         pk=("incident_id", "step_id"),
         foreign_keys=[("incident_id", "incidents", "id")],
     )
-    db["phase_runs"].create(
+    db.table("phase_runs").create(
         {"id": int, "incident_id": int, "phase_id": str, "started_at": str, "ended_at": str},
         pk="id",
         foreign_keys=[("incident_id", "incidents", "id")],
     )
-    db["phase_runs"].create_index(["incident_id", "id"])
-    db["actions"].create(
+    db.table("phase_runs").create_index(["incident_id", "id"])
+    db.table("actions").create(
         {
             "id": int,
             "incident_id": int,
@@ -132,7 +132,7 @@ def _m2_reminders(db: Database) -> None:
     # One row per reminder that will (or did) fall due. `state` moves
     # pending -> sending -> sent, or pending -> skipped/cancelled; see reminders.py
     # for why "sending" is committed before the message goes out.
-    db["reminders"].create(
+    db.table("reminders").create(
         {
             "id": int,
             "incident_id": int,
@@ -147,17 +147,17 @@ def _m2_reminders(db: Database) -> None:
         pk="id",
         foreign_keys=[("incident_id", "incidents", "id")],
     )
-    db["reminders"].create_index(["incident_id", "kind", "ref", "seq"], unique=True)
-    db["reminders"].create_index(["state", "due_at"])
+    db.table("reminders").create_index(["incident_id", "kind", "ref", "seq"], unique=True)
+    db.table("reminders").create_index(["state", "due_at"])
 
 
 def _m3_plan_ref(db: Database) -> None:
     # where the posted plan lives in chat (Slack: the message ts), to update it in place
-    db["incidents"].add_column("plan_ref", str)
+    db.table("incidents").add_column("plan_ref", str)
 
 
 def _m4_postmortems(db: Database) -> None:
-    db["postmortems"].create(
+    db.table("postmortems").create(
         {
             "incident_id": int,
             "path": str,
@@ -173,7 +173,7 @@ def _m4_postmortems(db: Database) -> None:
 
 def _m5_inbox(db: Database) -> None:
     # Requests from Slack, journaled before they are acknowledged; see dispatch.receive.
-    db["inbox"].create(
+    db.table("inbox").create(
         {
             "id": int,
             "received_at": str,  # wall-clock UTC, for the repeat window
@@ -187,8 +187,8 @@ def _m5_inbox(db: Database) -> None:
         },
         pk="id",
     )
-    db["inbox"].create_index(["dedupe_key", "received_at"])
-    db["inbox"].create_index(["done_at"])
+    db.table("inbox").create_index(["dedupe_key", "received_at"])
+    db.table("inbox").create_index(["done_at"])
 
 
 def _m6_lanes_and_outbox(db: Database) -> None:
@@ -196,10 +196,10 @@ def _m6_lanes_and_outbox(db: Database) -> None:
     # the requests of one incident); a request is tried a few times and then set aside
     # (dead_at). `delivery` is Slack's identity of one delivery (the request signature or
     # the Socket Mode envelope id): the same delivery again is acknowledged and ignored.
-    db["inbox"].add_column("delivery", str)
-    db["inbox"].add_column("attempts", int, not_null_default=0)
-    db["inbox"].add_column("error", str)
-    db["inbox"].add_column("dead_at", str)
+    db.table("inbox").add_column("delivery", str)
+    db.table("inbox").add_column("attempts", int, not_null_default=0)
+    db.table("inbox").add_column("error", str)
+    db.table("inbox").add_column("dead_at", str)
     db.execute("CREATE INDEX inbox_delivery ON inbox (delivery) WHERE delivery IS NOT NULL")
     db.execute(
         "CREATE INDEX inbox_pending ON inbox (incident_id, id) "
@@ -353,17 +353,17 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction():
-            self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+            self.db.table("meta").upsert({"key": key, "value": value}, pk="key")
 
     # --- incidents ----------------------------------------------------------
 
     def insert_incident(self, **fields: Any) -> int:
         with self.transaction():
-            return int(self.db["incidents"].insert(_encode(fields)).last_pk)
+            return _new_id(self.db.table("incidents").insert(_encode(fields)).last_pk)
 
     def update_incident(self, incident_id: int, **fields: Any) -> None:
         with self.transaction():
-            self.db["incidents"].update(incident_id, _encode(fields))
+            self.db.table("incidents").update(incident_id, _encode(fields))
 
     def incident(self, incident_id: int) -> Incident | None:
         rows = self._rows("SELECT * FROM incidents WHERE id = ?", [incident_id])
@@ -426,7 +426,7 @@ class Store:
             "data": json.dumps(data, ensure_ascii=False, default=str),
         }
         with self.transaction():  # plain SQL: the busiest insert of all
-            event_id = int(
+            event_id = _new_id(
                 self.db.execute(
                     "INSERT INTO events (incident_id, at, actor, kind, text, data) "
                     "VALUES (:incident_id, :at, :actor, :kind, :text, :data)",
@@ -469,7 +469,7 @@ class Store:
                 "WHERE incident_id = ? AND role_id = ? AND until IS NULL",
                 [iso(at), incident_id, role_id],
             )
-            self.db["holdings"].insert(
+            self.db.table("holdings").insert(
                 {
                     "incident_id": incident_id,
                     "role_id": role_id,
@@ -508,7 +508,7 @@ class Store:
                 "accepted_at": None,
                 "cancelled_at": None,
             }
-            return int(self.db["handoffs"].insert(row).last_pk)
+            return _new_id(self.db.table("handoffs").insert(row).last_pk)
 
     def pending_handoffs(self, incident_id: int) -> list[Handoff]:
         rows = self._rows(
@@ -543,7 +543,7 @@ class Store:
         self, incident_id: int, step_id: str, state: str, at: datetime, by: str, reason: str
     ) -> None:
         with self.transaction():
-            self.db["steps"].insert(
+            self.db.table("steps").insert(
                 {
                     "incident_id": incident_id,
                     "step_id": step_id,
@@ -561,7 +561,7 @@ class Store:
                 "UPDATE phase_runs SET ended_at = ? WHERE incident_id = ? AND ended_at IS NULL",
                 [iso(at), incident_id],
             )
-            self.db["phase_runs"].insert(
+            self.db.table("phase_runs").insert(
                 {
                     "incident_id": incident_id,
                     "phase_id": phase_id,
@@ -609,7 +609,7 @@ class Store:
                 "priority": priority,
                 "link": link,
             }
-            return int(self.db["actions"].insert(row).last_pk)
+            return _new_id(self.db.table("actions").insert(row).last_pk)
 
     def actions(self, incident_id: int) -> list[Action]:
         rows = self._rows("SELECT * FROM actions WHERE incident_id = ? ORDER BY id", [incident_id])
@@ -627,7 +627,7 @@ class Store:
         chart: str | None = None,
     ) -> None:
         with self.transaction():
-            self.db["postmortems"].upsert(
+            self.db.table("postmortems").upsert(
                 {
                     "incident_id": incident_id,
                     "path": path,
@@ -641,7 +641,7 @@ class Store:
 
     def mark_postmortem_uploaded(self, incident_id: int, at: datetime) -> None:
         with self.transaction():
-            self.db["postmortems"].update(incident_id, {"uploaded_at": iso(at)})
+            self.db.table("postmortems").update(incident_id, {"uploaded_at": iso(at)})
 
     def postmortem(self, incident_id: int) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM postmortems WHERE incident_id = ?", [incident_id])
@@ -701,7 +701,7 @@ class Store:
                             delivery,
                         ],
                     )
-                    return int(cursor.lastrowid or 0)
+                    return _new_id(cursor.lastrowid)
             finally:
                 self.db.execute("PRAGMA synchronous=NORMAL")
 
@@ -763,7 +763,7 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?)",
                 [incident_id, kind, json.dumps(body, ensure_ascii=False), iso(at), iso(at)],
             )
-            return int(cursor.lastrowid or 0)
+            return _new_id(cursor.lastrowid)
 
     def next_outgoing(
         self, incident_id: int | None, outgoing_id: int | None = None
@@ -864,7 +864,7 @@ class Store:
         return [_reminder(r) for r in rows]
 
     def reminders(self, incident_id: int | None = None, state: str | None = None) -> list[Reminder]:
-        sql, params = "SELECT * FROM reminders WHERE 1=1", []
+        sql, params = "SELECT * FROM reminders WHERE 1=1", list[Any]()
         if incident_id is not None:
             sql, params = sql + " AND incident_id = ?", [*params, incident_id]
         if state is not None:
@@ -927,6 +927,12 @@ class Store:
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def _new_id(value: object) -> int:
+    """The integer primary key of a row just inserted."""
+    assert isinstance(value, int), value
+    return value
+
+
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: iso(v) if isinstance(v, datetime) else v for k, v in fields.items()}
 
@@ -937,7 +943,7 @@ def _dt(value: str | None) -> datetime | None:
 
 def _incident(row: dict[str, Any]) -> Incident:
     times = ("started_at", "mitigated_at", "resolved_at", "closed_at", "last_update_at")
-    values = {k: (_dt(v) if k in times else v) for k, v in row.items()}
+    values: dict[str, Any] = {k: (_dt(v) if k in times else v) for k, v in row.items()}
     return Incident(**values)
 
 

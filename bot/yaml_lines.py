@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-Path = tuple[str | int, ...]
+Path = tuple[str | int | float | None, ...]  # mapping keys and list indexes
 
 MAX_DEPTH = 32  # a runbook needs about 7 levels (phases → steps → owner list)
 MAX_NODES = 10_000  # the shipped runbooks have fewer than 500 values each
@@ -56,8 +56,8 @@ class _BoundedLoader(yaml.SafeLoader):
         self.depth = 0
         self.nodes = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        event = self.peek_event()
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         line = event.start_mark.line + 1
         if isinstance(event, yaml.AliasEvent):
             raise YamlSyntaxError(
@@ -78,7 +78,7 @@ class _BoundedLoader(yaml.SafeLoader):
                     line, f"nested deeper than {MAX_DEPTH} levels; a runbook needs fewer than 10"
                 )
         try:
-            node: yaml.Node = super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
         finally:
             if nested:
                 self.depth -= 1

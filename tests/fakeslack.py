@@ -105,6 +105,8 @@ class FakeSlack:
         self._users: dict[str, dict[str, Any]] = {}
         self._counter = 0
         self._ts_counter = 0
+        # where apps.connections.open sends a Socket Mode client (tests/socketmode.py)
+        self.socket_url: str | None = None
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "conversations.create": self._conversations_create,
@@ -370,6 +372,12 @@ class FakeSlack:
         def answer() -> _Answer:
             if undecodable:
                 raise SlackError("invalid_form_data")
+            if method == "apps.connections.open":  # the one call made with the app token
+                if token is None or not token.startswith("xapp-"):
+                    raise SlackError("not_allowed_token_type")
+                if self.socket_url is None:
+                    raise SlackError("internal_error", "no Socket Mode server is running")
+                return 200, {}, {"ok": True, "url": self.socket_url}
             if token is None or not token.startswith("xoxb-"):
                 raise SlackError("not_authed")
             handler = self._methods.get(method)

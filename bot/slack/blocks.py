@@ -312,4 +312,5 @@ def selected(values: dict[str, Any], block: str) -> str | None:
     field = values.get(block, {}).get("value", {})
     if field.get("selected_option"):
         return str(field["selected_option"]["value"])
-    return field.get("value")
+    value = field.get("value")
+    return value if isinstance(value, str) else None

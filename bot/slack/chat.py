@@ -151,8 +151,11 @@ class SlackChat:
         for attempt in range(1, 50):
             candidate = name if attempt == 1 else f"{name[: 80 - len(str(attempt)) - 1]}-{attempt}"
             try:
-                extra = {"is_private": True} if private else {}
-                created = self.client.conversations_create(name=candidate, **extra)
+                created = (
+                    self.client.conversations_create(name=candidate, is_private=True)
+                    if private
+                    else self.client.conversations_create(name=candidate)
+                )
                 return str(created["channel"]["id"])
             except SlackApiError as exc:
                 if exc.response.get("error") != "name_taken":

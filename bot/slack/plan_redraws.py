@@ -26,11 +26,14 @@ class PlanRedraws:
         self._redraw = redraw
         self._stop = threading.Event()
         self._pacer = pacer or Pacer(
-            interval=60 / REDRAWS_PER_MINUTE, burst=BURST, sleep=self._stop.wait
+            interval=60 / REDRAWS_PER_MINUTE, burst=BURST, sleep=self._sleep
         )
         self._stale: dict[int, None] = {}  # insertion-ordered: the oldest mark first
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)  # a stop cuts a paced wait short
 
     def mark(self, incident_id: int) -> None:
         """The incident's plan no longer matches the record; redraw it when the pace allows."""

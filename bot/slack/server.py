@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import signal
@@ -14,10 +13,9 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any
 
-from slack_bolt import App, BoltRequest
+from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -30,11 +28,13 @@ from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryInterv
 from bot.bootstrap import Bot, build
 from bot.clock import Clock, utc_now
 from bot.config import Settings
+from bot.http_server import BoundedHTTPServer
 from bot.lanes import Lane, Lanes
 from bot.persistence_clock import persisted_clock
 from bot.reminders import ReminderScheduler
 from bot.slack.app import create_app
 from bot.slack.chat import SlackChat
+from bot.slack.http import HEALTH_PATH, slack_routes
 from bot.slack.plan_redraws import PlanRedraws
 from bot.slack.priority import RequestsFirst
 from bot.slack.socket import SocketMode
@@ -42,27 +42,11 @@ from bot.store import Store
 from bot.writer_lock import DatabaseInUse, hold_writer_lock
 
 log = logging.getLogger(__name__)
-EVENTS_PATH = "/slack/events"
-HEALTH_PATH = "/healthz"
-MAX_BODY = 1_000_000
-REQUEST_TIMEOUT = 10  # seconds a connection may sit idle while sending its request
 REMINDER_THREADS = 8  # reminders due at once are posted in parallel
 LISTENER_THREADS = 16  # requests being journaled and acknowledged at once
 WORK_THREADS = 16  # incidents whose commands are being carried out at once
 DELIVERY_THREADS = 16  # incidents whose messages are being posted at once (Slack's pace)
 COMMAND_DEFER = 0.05  # seconds a state change may wait for acknowledgements in all
-SHUTDOWN_POLL = 0.05  # seconds: how often serve_forever checks for a stop (default 0.5)
-
-
-class SlackHTTPServer(ThreadingHTTPServer):
-    """A thread per request, and a listen queue deep enough for a burst of commands.
-
-    socketserver's default queue of 5 makes the kernel drop connections when 50
-    people (or Slack's retries) arrive at once; a dropped SYN is retried after a
-    second, which is a second off Slack's 3 s budget."""
-
-    daemon_threads = True
-    request_queue_size = 128
 
 
 class StartupError(Exception):
@@ -132,7 +116,7 @@ class RunningBot:
     priority: RequestsFirst
     plan_redraws: PlanRedraws
     pools: list[ThreadPoolExecutor]  # listeners, commands, deliveries: stopped in this order
-    server: ThreadingHTTPServer | None = None
+    server: BoundedHTTPServer | None = None
     # Socket Mode has no signing secret: then only /healthz is served over HTTP,
     # so nobody on the network can post unsigned commands to /slack/events
     events_over_http: bool = True
@@ -163,7 +147,6 @@ class RunningBot:
         """Stop taking requests, let the work in flight finish, then close the database."""
         if self.server is not None:
             self.server.shutdown()
-            self.server.server_close()
         for pool in self.pools:  # listeners first: they feed the lanes
             pool.shutdown(wait=True)
         self.commands.close()
@@ -230,13 +213,9 @@ def start_bot(
         target=_recover, args=(running, interrupted), name="recover", daemon=True
     ).start()
     if port is not None:
-        running.server = SlackHTTPServer((host, port), handler_class(running))
-        threading.Thread(
-            target=running.server.serve_forever,
-            kwargs={"poll_interval": SHUTDOWN_POLL},
-            name="http",
-            daemon=True,
-        ).start()
+        routes = slack_routes(running, settings.slack_signing_secret)
+        running.server = BoundedHTTPServer(host, port, routes)
+        running.server.start()
     return running
 
 
@@ -262,77 +241,6 @@ def _recover(running: RunningBot, deliveries: list[Lane]) -> None:
             log.info("carrying out acknowledged requests left unfinished in %d lane(s)", len(lanes))
     except Exception:
         log.exception("recovering unfinished work failed")
-
-
-class Served(Protocol):
-    """What the HTTP handler serves: a bolt app, its health, and who goes first."""
-
-    app: App
-    events_over_http: bool
-    priority: RequestsFirst
-
-    def healthy(self) -> dict[str, str]: ...
-
-
-def handler_class(running: Served) -> type[BaseHTTPRequestHandler]:
-    """`GET /healthz` and signed `POST /slack/events` (also the benchmarks' bare bolt app)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "incident-bot"
-        timeout = REQUEST_TIMEOUT  # a client that stalls mid-request is dropped
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            if self.path.partition("?")[0] != HEALTH_PATH:
-                self._send(404, {"error": "not found"})
-                return
-            status = running.healthy()
-            ok = status["db"] == "ok" and status["scheduler"] == "running"
-            self._send(200 if ok else 503, {"ok": ok, **status})
-
-        def do_POST(self) -> None:  # noqa: N802
-            path, _, query = self.path.partition("?")
-            if path != EVENTS_PATH or not running.events_over_http:
-                self._send(404, {"error": "not found"})
-                return
-            if self.headers.get("X-Slack-Retry-Num"):
-                # Slack re-sends what it thinks timed out; the first delivery is already
-                # journaled and running, so acknowledge and do nothing
-                self.send_response(200)
-                self.send_header("X-Slack-No-Retry", "1")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._send(413, {"error": "too large"})
-                return
-            body = self.rfile.read(length).decode("utf-8", errors="replace")
-            # from here until the answer is written, background work lets this go first
-            with running.priority.request():
-                response = running.app.dispatch(
-                    BoltRequest(body=body, query=query, headers=self.headers)
-                )
-                self.send_response(response.status)
-                for name, values in response.headers.items():
-                    for value in values:
-                        self.send_header(name, value)
-                payload = response.body.encode("utf-8") if isinstance(response.body, str) else b""
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        def _send(self, status: int, data: dict[str, Any]) -> None:
-            payload = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            log.debug("http: " + format, *args)
-
-    return Handler
 
 
 def serve(settings: Settings, http: bool, port: int, host: str | None = None) -> int:
@@ -383,7 +291,8 @@ def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
     try:
         if socket_mode:
             assert settings.slack_app_token
-            SocketMode(running.app, settings.slack_app_token, running.priority).connect()
+            handler = SocketMode(running.app, settings.slack_app_token, running.priority)
+            handler.connect()  # type: ignore[no-untyped-call]
         stop.wait()
     except KeyboardInterrupt:
         pass
