@@ -27,6 +27,7 @@ from bot.clock import utc_now
 from bot.commands import REVIEW_VERBS, USAGE, Command, Mention, parse
 from bot.engine import Change, IncidentService
 from bot.errors import BotError, NotInIncident, ParseError
+from bot.events import Closed, Declared, HandoffAccepted, HandoffRequested, RoleAssigned
 from bot.lanes import Lane
 from bot.logs import current_incident
 from bot.messages import Renderer, Safe
@@ -311,23 +312,24 @@ class CommandHandler:
     def _follow_up(self, event: Event, incident: Incident) -> None:
         """What an event means beyond the channel: role briefings, announcements."""
         runbook = incident.runbook
-        if event.kind in ("role_assigned", "handoff_accepted"):
-            user = event.data.get("user") or event.data["to_user"]
-            role = runbook.role(event.data["role"])
+        payload = event.payload
+        if isinstance(payload, RoleAssigned | HandoffAccepted):
+            user = payload.user if isinstance(payload, RoleAssigned) else payload.to_user
+            role = runbook.role(payload.role)
             view = self.service.view(incident.id)
             text = self.render(
                 "dm.briefing",
                 ref=incident.ref,
                 title=incident.title,
                 channel=self.channel(incident),
-                role_name=role.name if role else event.data["role"],
+                role_name=role.name if role else payload.role,
                 responsibilities=role.responsibilities if role else [],
                 steps=open_step_rows(self.render, incident, view.steps, view.holders),
                 last_update=self.service.last_update(incident.id),
-                handed_over=event.kind == "handoff_accepted",
+                handed_over=isinstance(payload, HandoffAccepted),
             )
             self.outbox.put(incident.id, "notify", user=user, text=text)
-        elif event.kind in ("declared", "closed"):
+        elif isinstance(payload, Declared | Closed):
             text = self.render(
                 f"announce.{event.kind}",
                 ref=incident.ref,
@@ -341,7 +343,7 @@ class CommandHandler:
             self.outbox.put(incident.id, "announce", text=text)
 
     def _buttons(self, event: Event, incident: Incident) -> tuple[Button, ...]:
-        if event.kind == "handoff_requested":
+        if isinstance(event.payload, HandoffRequested):
             return (Button(self.render("label.accept"), "accept_handoff", str(incident.id)),)
         return ()
 

@@ -21,6 +21,28 @@ from bot.errors import (
     NotAllowed,
     UnknownName,
 )
+from bot.events import (
+    TEXT_KINDS,
+    ActionAdded,
+    Closed,
+    Declared,
+    Factor,
+    HandoffAccepted,
+    HandoffRequested,
+    Lesson,
+    Mitigated,
+    Note,
+    Payload,
+    PhaseStarted,
+    Resolved,
+    ReviewRevised,
+    RoleAssigned,
+    Snoozed,
+    StepDone,
+    StepSkipped,
+    Update,
+    Why,
+)
 from bot.model import Action, Event, Incident
 from bot.progress import IncidentView, step_statuses
 from bot.reminders import arm
@@ -108,33 +130,20 @@ class IncidentService:
             )
             events = [
                 self.store.append_event(
-                    incident_id,
-                    now,
-                    actor,
-                    "declared",
-                    title,
-                    severity=severity,
-                    runbook=runbook.id,
-                    version=loaded.version,
+                    incident_id, now, actor, Declared(severity, runbook.id, loaded.version), title
                 ),
             ]
             lead = runbook.roles[0]
             self.store.set_holder(incident_id, lead.id, actor, now)
             events.append(
                 self.store.append_event(
-                    incident_id,
-                    now,
-                    actor,
-                    "role_assigned",
-                    role=lead.id,
-                    user=actor,
-                    declarer=True,
+                    incident_id, now, actor, RoleAssigned(lead.id, actor, declarer=True)
                 )
             )
             self.store.start_phase(incident_id, runbook.phases[0].id, now)
             events.append(
                 self.store.append_event(
-                    incident_id, now, actor, "phase_started", phase=runbook.phases[0].id, number=1
+                    incident_id, now, actor, PhaseStarted(runbook.phases[0].id, 1)
                 )
             )
             return self._commit(incident_id, events)
@@ -165,9 +174,7 @@ class IncidentService:
             for handoff in self.store.pending_handoffs(incident_id):
                 if handoff.role_id == role_id:
                     self.store.finish_handoff(handoff.id, now, accepted=False)
-            event = self.store.append_event(
-                incident_id, now, actor, "role_assigned", role=role_id, user=user
-            )
+            event = self.store.append_event(incident_id, now, actor, RoleAssigned(role_id, user))
             return self._commit(incident_id, [event])
 
     def handoff(self, incident_id: int, role: str, user: str, actor: str) -> Change:
@@ -192,15 +199,9 @@ class IncidentService:
             for handoff in replaced:
                 self.store.finish_handoff(handoff.id, now, accepted=False)
             self.store.add_handoff(incident_id, role_id, holder, user, now, actor)
+            replaces = replaced[-1].to_user if replaced else None
             event = self.store.append_event(
-                incident_id,
-                now,
-                actor,
-                "handoff_requested",
-                role=role_id,
-                from_user=holder,
-                to_user=user,
-                replaces=replaced[-1].to_user if replaced else None,
+                incident_id, now, actor, HandoffRequested(role_id, holder, user, replaces)
             )
             return self._commit(incident_id, [event])
 
@@ -223,11 +224,7 @@ class IncidentService:
                         incident_id,
                         now,
                         actor,
-                        "handoff_accepted",
-                        role=handoff.role_id,
-                        from_user=previous,
-                        to_user=actor,
-                        waited_seconds=waited,
+                        HandoffAccepted(handoff.role_id, previous, actor, waited),
                     )
                 )
             return self._commit(incident_id, events)
@@ -239,13 +236,13 @@ class IncidentService:
             self._open(incident_id)
             now = self.clock.now()
             self.store.update_incident(incident_id, last_update_at=now)
-            event = self.store.append_event(incident_id, now, actor, "update", text)
+            event = self.store.append_event(incident_id, now, actor, Update(), text)
             return self._commit(incident_id, [event])
 
     def note(self, incident_id: int, text: str, actor: str) -> Change:
         with self.store.transaction():
             self._open(incident_id)
-            event = self.store.append_event(incident_id, self.clock.now(), actor, "note", text)
+            event = self.store.append_event(incident_id, self.clock.now(), actor, Note(), text)
             return self._commit(incident_id, [event])
 
     def describe(self, incident_id: int, field_name: str, text: str, actor: str) -> Change:
@@ -255,7 +252,8 @@ class IncidentService:
         with self.store.transaction():
             self._existing(incident_id)
             self.store.update_incident(incident_id, **{field_name: text})
-            event = self.store.append_event(incident_id, self.clock.now(), actor, field_name, text)
+            payload = TEXT_KINDS[field_name]()
+            event = self.store.append_event(incident_id, self.clock.now(), actor, payload, text)
             return self._commit(incident_id, [event])
 
     def add_to_review(
@@ -267,20 +265,20 @@ class IncidentService:
         with self.store.transaction():
             self._existing(incident_id)
             material = self.review(incident_id)
-            data: dict[str, object] = {}
+            payload: Payload
             if kind == "why":
-                data["number"] = self._room(material.whys, kind)
+                payload = Why(self._room(material.whys, kind))
             elif kind == "factor" and category is not None and category in material.factors:
-                data["category"] = category
                 self._room(material.factors[category], kind)
+                payload = Factor(category)
             elif kind == "lesson" and category is not None and category in material.lessons:
-                data["lesson"] = category
                 self._room(material.lessons[category], kind)
-            elif kind not in ("trigger", "detection", "resolution"):
+                payload = Lesson(category)
+            elif kind in ("trigger", "detection", "resolution"):
+                payload = TEXT_KINDS[kind]()
+            else:
                 raise ValueError(f"{kind} {category}")
-            event = self.store.append_event(
-                incident_id, self.clock.now(), actor, kind, text, **data
-            )
+            event = self.store.append_event(incident_id, self.clock.now(), actor, payload, text)
             return self._commit(incident_id, [event])
 
     def revise_review(self, incident_id: int, submitted: dict[str, object], actor: str) -> Change:
@@ -297,7 +295,7 @@ class IncidentService:
             if columns:
                 self.store.update_incident(incident_id, **columns)
             event = self.store.append_event(
-                incident_id, self.clock.now(), actor, "review_revised", **changes
+                incident_id, self.clock.now(), actor, ReviewRevised(changes)
             )
             return self._commit(incident_id, [event])
 
@@ -327,13 +325,8 @@ class IncidentService:
                 incident_id,
                 now,
                 actor,
-                "action_added",
+                ActionAdded(action_id, owner, due_text, priority, link),
                 text,
-                action=action_id,
-                owner=owner,
-                due=due_text,
-                priority=priority,
-                link=link,
             )
             return self._commit(incident_id, [event])
 
@@ -350,7 +343,7 @@ class IncidentService:
                 )
             now = self.clock.now()
             self.store.record_step(incident_id, step_id, "done", now, actor, "")
-            event = self.store.append_event(incident_id, now, actor, "step_done", step=step_id)
+            event = self.store.append_event(incident_id, now, actor, StepDone(step_id))
             return self._commit(incident_id, [event])
 
     def skip(self, incident_id: int, step: str, reason: str, actor: str) -> Change:
@@ -363,9 +356,7 @@ class IncidentService:
                 raise InvalidTransition(key, step=step_id, at=record.at, by=record.by)
             now = self.clock.now()
             self.store.record_step(incident_id, step_id, "skipped", now, actor, reason)
-            event = self.store.append_event(
-                incident_id, now, actor, "step_skipped", reason, step=step_id
-            )
+            event = self.store.append_event(incident_id, now, actor, StepSkipped(step_id), reason)
             return self._commit(incident_id, [event])
 
     def next_phase(self, incident_id: int, actor: str) -> Change:
@@ -378,15 +369,8 @@ class IncidentService:
             index = incident.phase_index + 1
             self.store.update_incident(incident_id, phase_index=index)
             self.store.start_phase(incident_id, phases[index].id, now)
-            event = self.store.append_event(
-                incident_id,
-                now,
-                actor,
-                "phase_started",
-                phase=phases[index].id,
-                number=index + 1,
-                previous=incident.phase.id,
-            )
+            started = PhaseStarted(phases[index].id, index + 1, previous=incident.phase.id)
+            event = self.store.append_event(incident_id, now, actor, started)
             return self._commit(incident_id, [event])
 
     def set_severity(self, incident_id: int, severity: str, actor: str, reason: str = "") -> Change:
@@ -422,9 +406,8 @@ class IncidentService:
             now = self.clock.now()
             until = now + (duration or incident.phase.remind_every)
             self.store.reschedule_reminder(pending[0].id, until)
-            event = self.store.append_event(
-                incident_id, now, actor, "snoozed", until=until.isoformat(), phase=incident.phase.id
-            )
+            snoozed = Snoozed(until.isoformat(), incident.phase.id)
+            event = self.store.append_event(incident_id, now, actor, snoozed)
             return self._commit(incident_id, [event])
 
     # --- status -------------------------------------------------------------------
@@ -436,7 +419,7 @@ class IncidentService:
                 raise InvalidTransition("already_mitigated", at=incident.mitigated_at)
             now = self.clock.now()
             self.store.update_incident(incident_id, status="mitigated", mitigated_at=now)
-            event = self.store.append_event(incident_id, now, actor, "mitigated")
+            event = self.store.append_event(incident_id, now, actor, Mitigated())
             return self._commit(incident_id, [event])
 
     def resolved(self, incident_id: int, actor: str) -> Change:
@@ -449,10 +432,10 @@ class IncidentService:
             if incident.mitigated_at is None:
                 self.store.update_incident(incident_id, mitigated_at=now)
                 events.append(
-                    self.store.append_event(incident_id, now, actor, "mitigated", implied=True)
+                    self.store.append_event(incident_id, now, actor, Mitigated(implied=True))
                 )
             self.store.update_incident(incident_id, status="resolved", resolved_at=now)
-            events.append(self.store.append_event(incident_id, now, actor, "resolved"))
+            events.append(self.store.append_event(incident_id, now, actor, Resolved()))
             return self._commit(incident_id, events)
 
     def close(self, incident_id: int, actor: str) -> Change:
@@ -467,13 +450,7 @@ class IncidentService:
             self.store.release_roles(incident_id, now)
             for handoff in self.store.pending_handoffs(incident_id):
                 self.store.finish_handoff(handoff.id, now, accepted=False)
-            event = self.store.append_event(
-                incident_id,
-                now,
-                actor,
-                "closed",
-                previous=incident.status,
-            )
+            event = self.store.append_event(incident_id, now, actor, Closed(incident.status))
             return self._commit(incident_id, [event])
 
     # --- reading ------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.events import Declared, SeverityChanged
 from bot.model import Event, Incident, PhaseRun, StepRecord
 from bot.progress import deadline_of, phase_starts
 from bot.review import KINDS as REVIEW_KINDS
@@ -88,7 +89,7 @@ def response_metrics(incident: Incident, events: list[Event]) -> list[Metric]:
 def peak_severity(incident: Incident, events: list[Event]) -> str:
     """The most severe level the incident reached (sev1 is the worst)."""
     reached = [incident.severity] + [
-        str(e.data["severity"]) for e in events if e.kind in ("declared", "severity_changed")
+        e.payload.severity for e in events if isinstance(e.payload, Declared | SeverityChanged)
     ]
     known = [s for s in reached if s in SEVERITIES]
     return min(known, key=SEVERITIES.index) if known else incident.severity

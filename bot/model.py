@@ -7,6 +7,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from bot.events import EventKind, Payload, payload_of
 from bot.runbook import Phase, Runbook
 
 STATUSES = ("active", "mitigated", "resolved", "closed")
@@ -60,13 +61,19 @@ class Incident:
 
 @dataclass(frozen=True)
 class Event:
+    """One line of the timeline; `payload` is its typed content (see bot/events.py)."""
+
     id: int
     incident_id: int
     at: datetime
     actor: str
-    kind: str
+    kind: EventKind
     text: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # the payload as stored
+
+    @cached_property
+    def payload(self) -> Payload:
+        return payload_of(self.kind, self.data)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,15 @@ from jinja2.sandbox import SandboxedEnvironment
 from bot import timefmt
 from bot.chat import ChatPort
 from bot.clock import iso
+from bot.events import (
+    Declared,
+    Escalated,
+    HandoffAccepted,
+    ReminderSent,
+    RiskTriggered,
+    SeverityChanged,
+    Update,
+)
 from bot.messages import TEMPLATES, Renderer
 from bot.metrics import (
     Silence,
@@ -106,7 +115,7 @@ def compile_review(
     )
     zone = ZoneInfo(tz)
     holders = store.holdings(incident.id)
-    updates = [e for e in events if e.kind == "update"]
+    updates = [e for e in events if isinstance(e.payload, Update)]
     every = runbook.communication.update_every
     metrics = response_metrics(incident, events)
     quiet = [
@@ -115,25 +124,26 @@ def compile_review(
             incident.started_at, incident.resolved_at or end, [u.at for u in updates], every
         )
     ]
-    declared = next((e for e in events if e.kind == "declared"), None)
+    declared = next((e.payload for e in events if isinstance(e.payload, Declared)), None)
+    changes = [(e, e.payload) for e in events if isinstance(e.payload, SeverityChanged)]
+    accepted = [(e, e.payload) for e in events if isinstance(e.payload, HandoffAccepted)]
     return {
         "incident": incident,
         "runbook": runbook,
         "language": language,
         "timezone": tz,
         "duration": (incident.closed_at or incident.resolved_at or end) - incident.started_at,
-        "declared_severity": declared.data.get("severity") if declared else incident.severity,
+        "declared_severity": declared.severity if declared else incident.severity,
         "peak_severity": peak_severity(incident, events),
         "severity_changes": [
             {
                 "at": e.at,
-                "previous": e.data.get("previous"),
-                "severity": e.data["severity"],
+                "previous": changed.previous,
+                "severity": changed.severity,
                 "by": e.actor,
                 "reason": e.text,
             }
-            for e in events
-            if e.kind == "severity_changed"
+            for e, changed in changes
         ],
         "authors": sorted({h.user for h in holders}),
         "role_names": {r.id: r.name for r in runbook.roles},
@@ -151,14 +161,13 @@ def compile_review(
         ],
         "handoffs": [
             {
-                "role": role_name(runbook, e.data["role"]),
-                "from_user": e.data.get("from_user"),
-                "to_user": e.data["to_user"],
+                "role": role_name(runbook, handoff.role),
+                "from_user": handoff.from_user,
+                "to_user": handoff.to_user,
                 "at": e.at,
-                "waited": timedelta(seconds=e.data.get("waited_seconds", 0)),
+                "waited": timedelta(seconds=handoff.waited_seconds),
             }
-            for e in events
-            if e.kind == "handoff_accepted"
+            for e, handoff in accepted
         ],
         "phases": phase_outcomes(incident, runs, end),
         "steps": step_outcomes(incident, store.step_records(incident.id), runs),
@@ -176,15 +185,17 @@ def compile_review(
         ],
         "updates": updates,
         "update_every": every,
-        "reminders_sent": [e for e in events if e.kind == "reminder"],
+        "reminders_sent": [e for e in events if isinstance(e.payload, ReminderSent)],
         "silences": quiet,
         "longest_silence": max(quiet, key=lambda q: q.length) if quiet else None,
         "missed_updates": [(q.start, q.end) for q in quiet],  # its older name, kept
-        "risks_triggered": [_risk(incident, e) for e in events if e.kind == "risk_triggered"],
+        "risks_triggered": [
+            _risk(incident, e, e.payload) for e in events if isinstance(e.payload, RiskTriggered)
+        ],
         "escalations": [
-            {"at": e.at, "phase": _phase_name(incident, e.data.get("phase"))}
+            {"at": e.at, "phase": _phase_name(incident, e.payload.phase)}
             for e in events
-            if e.kind == "escalated"
+            if isinstance(e.payload, Escalated)
         ],
         "actions": store.actions(incident.id),
         "review_due": incident.resolved_at + runbook.postmortem.due
@@ -194,12 +205,12 @@ def compile_review(
     }
 
 
-def _risk(incident: Incident, event: Event) -> dict[str, Any]:
-    risk = next((r for r in incident.runbook.risks if r.id == event.data.get("risk")), None)
+def _risk(incident: Incident, event: Event, triggered: RiskTriggered) -> dict[str, Any]:
+    risk = next((r for r in incident.runbook.risks if r.id == triggered.risk), None)
     trigger = risk.trigger if risk else None
     return {
         "at": event.at,
-        "risk": risk.risk if risk else str(event.data.get("risk")),
+        "risk": risk.risk if risk else triggered.risk,
         "fallback": event.text,
         "trigger": trigger.milestone if trigger else None,  # mitigated | resolved | update
         "within": trigger.within if trigger else None,
@@ -563,7 +574,7 @@ def summary_text(store: Store, incident: Incident, render: Renderer, written: Wr
     events = store.events(incident.id)
     metrics = {m.name: m for m in response_metrics(incident, events)}
     steps = step_outcomes(incident, store.step_records(incident.id), store.phase_runs(incident.id))
-    updates = [e.at for e in events if e.kind == "update"]
+    updates = [e.at for e in events if isinstance(e.payload, Update)]
     end = incident.resolved_at or incident.closed_at or incident.started_at
     every = incident.runbook.communication.update_every
     gaps = silences(incident.started_at, end, updates, every)

@@ -49,6 +49,18 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.chat import ChatPort
 from bot.clock import Clock, FakeClock, utc_now
+from bot.events import (
+    ActionAdded,
+    Closed,
+    Declared,
+    Escalated,
+    EventKind,
+    Mitigated,
+    PhaseStarted,
+    ReminderSent,
+    Resolved,
+    RiskTriggered,
+)
 from bot.logs import Throttled, current_incident
 from bot.messages import Renderer
 from bot.model import Event, Incident, Reminder
@@ -83,14 +95,14 @@ def arm(
     `follow_ups=False` (drills): no follow-up action ever reminds anyone."""
     runbook = incident.runbook
     for event in events:
-        now = event.at
-        if event.kind == "declared":
+        now, payload = event.at, event.payload
+        if isinstance(payload, Declared):
             for risk in runbook.risks:
                 if risk.trigger:
                     due = incident.started_at + risk.trigger.within
                     store.add_reminder(incident.id, "risk", risk.id, 0, due, now)
             _arm_steps(store, incident, "start", now, incident.started_at)
-        elif event.kind == "phase_started":
+        elif isinstance(payload, PhaseStarted):
             run = store.phase_runs(incident.id)[-1]
             phase = runbook.phases[runbook.phase_index(run.phase_id)]
             ref = str(run.id)
@@ -101,19 +113,19 @@ def arm(
             )
             if first_start == run.started_at:
                 _arm_steps(store, incident, "phase", now, run.started_at, phase_id=phase.id)
-        elif event.kind == "mitigated" and incident.mitigated_at:
+        elif isinstance(payload, Mitigated) and incident.mitigated_at:
             _arm_steps(store, incident, "mitigated", now, incident.mitigated_at)
-        elif event.kind == "resolved" and incident.resolved_at:
+        elif isinstance(payload, Resolved) and incident.resolved_at:
             store.cancel_reminders(incident.id, now, keep_kinds=("postmortem", *AFTER_CLOSE))
             due = incident.resolved_at + runbook.postmortem.due
             store.add_reminder(incident.id, "postmortem", "review", 0, due, now)
-        elif event.kind == "closed":
+        elif isinstance(payload, Closed):
             store.cancel_reminders(incident.id, now, keep_kinds=AFTER_CLOSE)
-        elif event.kind == "action_added" and event.data.get("due") and follow_ups:
+        elif isinstance(payload, ActionAdded) and payload.due and follow_ups:
             due = datetime.combine(
-                date.fromisoformat(event.data["due"]), ACTION_REMINDER_TIME, tzinfo=ZoneInfo(tz)
+                date.fromisoformat(payload.due), ACTION_REMINDER_TIME, tzinfo=ZoneInfo(tz)
             )
-            store.add_reminder(incident.id, "action", str(event.data["action"]), 0, due, now)
+            store.add_reminder(incident.id, "action", str(payload.action), 0, due, now)
 
 
 def _arm_steps(
@@ -358,15 +370,8 @@ class ReminderService:
         statuses = step_statuses(incident, self.store.step_records(incident.id), runs, now)
         steps = open_step_rows(self.render, incident, statuses, holders)
         last_update = incident.last_update_at or incident.started_at
-        self.store.append_event(
-            incident.id,
-            now,
-            "bot",
-            "reminder",
-            reminder="phase",
-            phase=phase.id,
-            number=reminder.seq,
-        )
+        sent = ReminderSent("phase", phase=phase.id, number=reminder.seq)
+        self.store.append_event(incident.id, now, "bot", sent)
         return self.render(
             "reminder.phase",
             ref=incident.ref,
@@ -387,7 +392,7 @@ class ReminderService:
             return None  # done or skipped in time
         _, step = found
         holders = self.store.current_holders(incident.id)
-        self.store.append_event(incident.id, now, "bot", "reminder", reminder="step", step=step.id)
+        self.store.append_event(incident.id, now, "bot", ReminderSent("step", step=step.id))
         return self.render(
             "reminder.step",
             step=step.id,
@@ -402,7 +407,7 @@ class ReminderService:
             return None  # the phase ended in time
         phase = incident.phase
         escalation = phase.escalation
-        self.store.append_event(incident.id, now, "bot", "escalated", phase=phase.id)
+        self.store.append_event(incident.id, now, "bot", Escalated(phase.id))
         raised = self._raise_severity(incident, escalation.severity if escalation else None, now)
         return self.render(
             "reminder.overrun",
@@ -422,9 +427,7 @@ class ReminderService:
                 return None
         elif incident.milestone(risk.trigger.milestone):
             return None  # the milestone came in time
-        self.store.append_event(
-            incident.id, now, "bot", "risk_triggered", risk.fallback, risk=risk.id
-        )
+        self.store.append_event(incident.id, now, "bot", RiskTriggered(risk.id), risk.fallback)
         raised = self._raise_severity(incident, risk.escalate_to, now)
         return self.render(
             "reminder.risk",
@@ -448,11 +451,14 @@ class ReminderService:
         self.store.add_reminder(incident.id, "risk", risk_id, reminder.seq + 1, check, now)
         if not quiet:
             return False
-        raised = self.store.events(incident.id, kinds=("risk_triggered",))
-        return not any(e.data.get("risk") == risk_id and e.at >= last for e in raised)
+        raised = self.store.events(incident.id, kinds=(EventKind.RISK_TRIGGERED,))
+        return not any(
+            isinstance(e.payload, RiskTriggered) and e.payload.risk == risk_id and e.at >= last
+            for e in raised
+        )
 
     def _postmortem(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
-        self.store.append_event(incident.id, now, "bot", "reminder", reminder="postmortem")
+        self.store.append_event(incident.id, now, "bot", ReminderSent("postmortem"))
         owner_role = incident.runbook.postmortem.owner or incident.runbook.roles[0].id
         holder = self.store.current_holders(incident.id).get(owner_role)
         return self.render(
@@ -468,9 +474,7 @@ class ReminderService:
         action = self.store.action(int(reminder.ref))
         if action is None or action.status != "open" or self.drill:
             return None
-        self.store.append_event(
-            incident.id, now, "bot", "reminder", reminder="action", action=action.id
-        )
+        self.store.append_event(incident.id, now, "bot", ReminderSent("action", action=action.id))
         text = self.render(
             "reminder.action", ref=incident.ref, number=action.id, text=action.text, due=action.due
         )

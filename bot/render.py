@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.clock import parse_iso
+from bot.events import Declared, Factor, Lesson, ReviewRevised, RiskTriggered, Snoozed, to_data
 from bot.messages import Renderer, Safe
 from bot.model import Event, Incident
 from bot.progress import IncidentView, StepStatus
@@ -27,42 +28,46 @@ def event_text(render: Renderer, event: Event, incident: Incident, record: bool 
     """What an event says in the channel; `record=True`: in the review's timeline, where the
     bot's prompts ("type `/incident accept` …") are left out (`timeline.*` keys)."""
     runbook = incident.runbook
+    payload = event.payload
     params: dict[str, Any] = {
         "from_user": None,
         "implied": False,
         "previous": None,
-        **event.data,
+        **to_data(payload),
         "actor": event.actor,
         "text": event.text,
         "at": event.at,
         "ref": incident.ref,
-        "title": incident.title if event.kind != "declared" else event.text,
+        "title": event.text if isinstance(payload, Declared) else incident.title,
         "elapsed": event.at - incident.started_at,
     }
-    if "until" in event.data:
-        params["until_at"] = parse_iso(event.data["until"])
-    if "role" in event.data:
-        params["role_name"] = role_name(runbook, event.data["role"])
-    if "step" in event.data:
-        found = runbook.step(event.data["step"])
+    role = getattr(payload, "role", None)  # roles, handoffs
+    if role is not None:
+        params["role_name"] = role_name(runbook, role)
+    step = getattr(payload, "step", None)  # steps done or skipped, step reminders
+    if step is not None:
+        found = runbook.step(step)
         params["step_title"] = found[1].title if found else ""
-    if "phase" in event.data:
-        phase = runbook.phases[runbook.phase_index(event.data["phase"])]
+    phase_id = getattr(payload, "phase", None)  # phases, snoozes, escalations, reminders
+    if phase_id is not None:
+        phase = runbook.phases[runbook.phase_index(phase_id)]
         params.update(
             phase_name=phase.name,
             goal=phase.goal,
             target=phase.target,
             phase_count=len(runbook.phases),
         )
-    if event.kind == "risk_triggered":
-        risk = next((r for r in runbook.risks if r.id == event.data.get("risk")), None)
-        params["risk_text"] = risk.risk if risk else str(event.data.get("risk"))
-    if "category" in event.data:
-        params["category_name"] = render(f"label.factor_{event.data['category']}")
-    if "lesson" in event.data:
-        params["lesson_name"] = render(f"label.lesson_{event.data['lesson']}")
-    if event.kind == "review_revised":
-        params["parts"] = [render(f"label.review_{k}") for k in event.data]
+    if isinstance(payload, Snoozed):
+        params["until_at"] = parse_iso(payload.until)
+    elif isinstance(payload, RiskTriggered):
+        risk = next((r for r in runbook.risks if r.id == payload.risk), None)
+        params["risk_text"] = risk.risk if risk else payload.risk
+    elif isinstance(payload, Factor):
+        params["category_name"] = render(f"label.factor_{payload.category}")
+    elif isinstance(payload, Lesson):
+        params["lesson_name"] = render(f"label.lesson_{payload.lesson}")
+    elif isinstance(payload, ReviewRevised):
+        params["parts"] = [render(f"label.review_{k}") for k in payload.changes]
     key = f"timeline.{event.kind}"
     return render(key if record and render.has(key) else f"event.{event.kind}", **params)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.commands import FACTORS, LESSONS, clean_text
+from bot.events import Factor, Lesson, ReviewRevised, Why
 from bot.model import Event
 
 TEXTS = ("summary", "impact", "cause", "trigger", "detection", "resolution")
@@ -51,17 +52,17 @@ def fold(events: Iterable[Event]) -> ReviewMaterial:
     factors: dict[str, list[str]] = {k: [] for k in FACTORS}
     lessons: dict[str, list[str]] = {k: [] for k in LESSONS}
     for event in events:
-        kind = event.kind
-        if kind in TEXTS:
-            texts[kind] = event.text
-        elif kind == "why":
+        payload = event.payload
+        if event.kind in TEXTS:
+            texts[event.kind] = event.text
+        elif isinstance(payload, Why):
             whys.append(event.text)
-        elif kind == "factor" and event.data.get("category") in factors:
-            factors[event.data["category"]].append(event.text)
-        elif kind == "lesson" and event.data.get("lesson") in lessons:
-            lessons[event.data["lesson"]].append(event.text)
-        elif kind == "review_revised":
-            changed = event.data
+        elif isinstance(payload, Factor) and payload.category in factors:
+            factors[payload.category].append(event.text)
+        elif isinstance(payload, Lesson) and payload.lesson in lessons:
+            lessons[payload.lesson].append(event.text)
+        elif isinstance(payload, ReviewRevised):
+            changed = payload.changes
             texts.update({k: v for k, v in changed.items() if k in TEXTS})
             if "whys" in changed:
                 whys = list(changed["whys"])

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from sqlite_utils import Database
 
 from bot.clock import iso, parse_iso
+from bot.events import EventKind, Payload, SeverityChanged, to_data
 from bot.model import (
     Action,
     Event,
@@ -403,25 +404,20 @@ class Store:
         with self.transaction():
             self.update_incident(incident_id, severity=severity)
             return self.append_event(
-                incident_id,
-                at,
-                actor,
-                "severity_changed",
-                reason,
-                severity=severity,
-                previous=previous,
+                incident_id, at, actor, SeverityChanged(severity, previous), reason
             )
 
     # --- events -------------------------------------------------------------
 
     def append_event(
-        self, incident_id: int, at: datetime, actor: str, kind: str, text: str = "", **data: Any
+        self, incident_id: int, at: datetime, actor: str, payload: Payload, text: str = ""
     ) -> Event:
+        data = to_data(payload)
         row = {
             "incident_id": incident_id,
             "at": iso(at),
             "actor": actor,
-            "kind": kind,
+            "kind": str(payload.kind),
             "text": text,
             "data": json.dumps(data, ensure_ascii=False, default=str),
         }
@@ -438,7 +434,7 @@ class Store:
             incident_id=incident_id,
             at=at,
             actor=actor,
-            kind=kind,
+            kind=payload.kind,
             text=text,
             data=data,
         )
@@ -953,7 +949,7 @@ def _event(row: dict[str, Any]) -> Event:
         incident_id=row["incident_id"],
         at=parse_iso(row["at"]),
         actor=row["actor"],
-        kind=row["kind"],
+        kind=EventKind(row["kind"]),
         text=row["text"] or "",
         data=json.loads(row["data"] or "{}"),
     )

@@ -10,6 +10,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.engine import IncidentService
+from bot.events import EventKind, Note, RiskTriggered
 from bot.store import Store, StoreError
 from tests.conftest import START
 
@@ -50,11 +51,12 @@ def test_event_round_trip_keeps_data_and_order(store):
         declared_by="ana",
         started_at=START,
     )
-    store.append_event(incident_id, START, "ana", "note", "first", weird="ü ✓")
-    store.append_event(incident_id, START, "ben", "note", "second")
+    store.append_event(incident_id, START, "ana", RiskTriggered("ü ✓"), "first")
+    store.append_event(incident_id, START, "ben", Note(), "second")
     events = store.events(incident_id)
     assert [e.text for e in events] == ["first", "second"]
-    assert events[0].data == {"weird": "ü ✓"}
+    assert events[0].data == {"risk": "ü ✓"} and events[0].payload == RiskTriggered("ü ✓")
+    assert events[1].kind == EventKind.NOTE and events[1].payload == Note()
     assert events[0].at == START
 
 
