@@ -56,10 +56,10 @@ class NullChat:
     def upload(self, channel, path, title):  # noqa: ANN001, ANN201
         pass
 
-    def show_plan(self, incident, view, text):  # noqa: ANN001, ANN201
+    def show_plan(self, plan):  # noqa: ANN001, ANN201
         return None
 
-    def refresh_plan(self, incident, view, text):  # noqa: ANN001, ANN201
+    def refresh_plan(self, plan):  # noqa: ANN001, ANN201
         pass
 
     def reply(self, user, channel, text):  # noqa: ANN001, ANN201

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.model import Incident
-from bot.progress import IncidentView
+from bot.plan import PlanView
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,11 @@ class ChatPort(Protocol):
         they did not go through."""
         ...
 
-    def show_plan(self, incident: Incident, view: IncidentView, text: str) -> str | None:
+    def show_plan(self, plan: PlanView) -> str | None:
         """Post the plan; return a reference to keep it current, or None."""
         ...
 
-    def refresh_plan(self, incident: Incident, view: IncidentView, text: str) -> None:
+    def refresh_plan(self, plan: PlanView) -> None:
         """Bring the posted plan up to date (steps, roles, phase)."""
         ...
 

@@ -33,12 +33,12 @@ from bot.logs import current_incident
 from bot.messages import Renderer, Safe
 from bot.model import Event, Incident, Outgoing
 from bot.outbox import Outbox
+from bot.plan import plan_view
 from bot.postmortem import ReviewOptions, publish_review
 from bot.render import (
     event_text,
     list_text,
     open_step_rows,
-    plan_text,
     runbooks_text,
     status_text,
 )
@@ -306,8 +306,7 @@ class CommandHandler:
         """Redraw the posted plan from the record (after a command or a reminder)."""
         view = self.service.view(incident_id)
         if view.incident.plan_ref:
-            text = plan_text(self.render, view.incident.runbook, view.holders)
-            self.chat.refresh_plan(view.incident, view, text)
+            self.chat.refresh_plan(plan_view(view))
 
     def _follow_up(self, event: Event, incident: Incident) -> None:
         """What an event means beyond the channel: role briefings, announcements."""
@@ -394,8 +393,7 @@ class CommandHandler:
         incident = view.incident
         if incident.plan_ref or not incident.channel:
             return
-        plan = plan_text(self.render, incident.runbook, view.holders)
-        self.service.set_plan_ref(incident.id, self.chat.show_plan(incident, view, plan))
+        self.service.set_plan_ref(incident.id, self.chat.show_plan(plan_view(view)))
 
     def _deliver_review(self, row: Outgoing) -> None:
         now = self.service.clock.now()

@@ -7,6 +7,7 @@ Block Kit around the same text.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from bot.clock import parse_iso
 from bot.events import Declared, Factor, Lesson, ReviewRevised, RiskTriggered, Snoozed, to_data
 from bot.messages import Renderer, Safe
 from bot.model import Event, Incident
+from bot.plan import PlanView
 from bot.progress import IncidentView, StepStatus
 from bot.runbook import LoadedRunbook, Runbook
 from bot.timefmt import deadline
@@ -126,30 +128,70 @@ def status_text(render: Renderer, view: IncidentView, now: datetime) -> str:
     )
 
 
-def plan_text(render: Renderer, runbook: Runbook, holders: dict[str, str]) -> str:
+STATE_ICON = {"done": ":white_check_mark:", "skipped": ":fast_forward:", "overdue": ":red_circle:"}
+
+
+@dataclass(frozen=True)
+class PlanParts:
+    """The plan's text, piece by piece: the terminal joins them, Slack lays them out."""
+
+    header: str  # INC-7 · title
+    summary: str  # severity · status · phase · runbook
+    phases: list[str]  # one block of text per phase, its steps with their states
+    roles: str  # who holds what, and the handoffs waiting
+
+
+def plan_parts(render: Renderer, plan: PlanView) -> PlanParts:
+    incident = plan.incident
+    runbook = incident.runbook
+    current = plan.phases[incident.phase_index] if plan.phases else None
+    summary = render(
+        "plan.summary",
+        severity=incident.severity,
+        status=incident.status,
+        number=incident.phase_index + 1,
+        phase_count=len(plan.phases),
+        phase_name=current.name if current else "",
+        runbook=runbook.id,
+        version=incident.runbook_version,
+    )
     phases = [
-        {
-            "name": p.name,
-            "target": p.target,
-            "remind_every": p.remind_every,
-            "steps": [
+        render(
+            "plan.phase",
+            number=phase.number,
+            name=phase.name,
+            target=phase.target,
+            remind_every=phase.remind_every,
+            current=phase.current,
+            steps=[
                 {
-                    "id": s.id,
-                    "title": s.title,
-                    "owners": owners_text(render, runbook, s.owner, holders),
-                    "due": deadline(s.due.offset, s.due.anchor, render.language) if s.due else "",
+                    "icon": STATE_ICON.get(step.state, ":white_circle:"),
+                    "id": step.id,
+                    "title": step.title,
+                    "owners": owners_text(render, runbook, list(step.owners), plan.holders),
+                    "deadline": step.deadline,
+                    "due": deadline(step.due.offset, step.due.anchor, render.language)
+                    if step.due
+                    else "",
                 }
-                for s in p.steps
+                for step in phase.steps
             ],
-        }
-        for p in runbook.phases
+        )
+        for phase in plan.phases
     ]
-    return render(
-        "reply.plan",
-        runbook_name=runbook.name,
-        description=runbook.description,
-        phases=phases,
-        roles=_roles(runbook, holders),
+    roles = render(
+        "plan.roles",
+        roles=[{"name": r.name, "holder": r.holder} for r in plan.roles],
+        pending=[{"role_name": p.role_name, "to_user": p.to_user} for p in plan.pending],
+    )
+    return PlanParts(f"{incident.ref} · {incident.title}", summary, phases, roles)
+
+
+def plan_text(render: Renderer, plan: PlanView) -> str:
+    """The plan as text: the terminal's plan, and Slack's fallback for notifications."""
+    parts = plan_parts(render, plan)
+    return "\n".join(
+        [f"*{render.escape(parts.header)}*", parts.summary, *parts.phases, parts.roles]
     )
 
 

@@ -10,6 +10,8 @@ import pytest
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.engine import IncidentService
+from bot.messages import Renderer
+from bot.render import plan_text
 from bot.runbook import Catalog, shipped_runbooks_dir
 from bot.slack.text import escape as slack_escape
 from bot.store import Store
@@ -85,11 +87,12 @@ class RecordingChat:
             raise ConnectionError("upload failed")
         self.uploads.append((channel, files[0], title, files[1:]))
 
-    def show_plan(self, incident, view, text: str) -> str | None:
-        self.posts.append((incident.channel, text))
+    def show_plan(self, plan) -> str | None:
+        text = plan_text(Renderer("en", mention=self.mention, escape=self.escape), plan)
+        self.posts.append((plan.incident.channel, text))
         return "plan-1"
 
-    def refresh_plan(self, incident, view, text: str) -> None:
+    def refresh_plan(self, plan) -> None:
         self.plan_refreshes += 1
 
     def channel_link(self, channel: str) -> str:

@@ -10,8 +10,10 @@ from typing import TextIO
 
 from bot.chat import Button, channel_name
 from bot.clock import Clock
+from bot.messages import Renderer
 from bot.model import Incident
-from bot.progress import IncidentView
+from bot.plan import PlanView
+from bot.render import plan_text
 from bot.timefmt import clock_time
 
 _EMOJI = {
@@ -50,10 +52,17 @@ def to_terminal(text: str) -> str:
 
 
 class ConsoleChat:
-    def __init__(self, clock: Clock, out: TextIO | None = None, show_direct: bool = True) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        out: TextIO | None = None,
+        show_direct: bool = True,
+        language: str = "en",
+    ) -> None:
         self.clock = clock
         self.out = out or sys.stdout
         self.show_direct = show_direct  # direct messages make a long demo; drills show them
+        self.render = Renderer(language)  # the plan is drawn here, as Slack draws its own
         self._lock = threading.Lock()
         self.channels: list[str] = []
 
@@ -90,11 +99,11 @@ class ConsoleChat:
     def upload(self, channel: str, files: list[Path], title: str) -> None:
         self._write("bot › ", f":bookmark_tabs: {title} — {', '.join(map(str, files))}")
 
-    def show_plan(self, incident: Incident, view: IncidentView, text: str) -> str | None:
-        self._write("bot › ", text)
+    def show_plan(self, plan: PlanView) -> str | None:
+        self._write("bot › ", plan_text(self.render, plan))
         return None  # a terminal cannot edit what it printed
 
-    def refresh_plan(self, incident: Incident, view: IncidentView, text: str) -> None:
+    def refresh_plan(self, plan: PlanView) -> None:
         return None
 
     def channel_link(self, channel: str) -> str:

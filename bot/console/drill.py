@@ -62,7 +62,7 @@ def _drill(
 ) -> int:
     store = Store(settings.drill_db)
     clock = clock or persisted_clock(store, speed)
-    chat = ConsoleChat(clock, out)
+    chat = ConsoleChat(clock, out, language=settings.language)
     bot = build(settings, clock, chat, store=store, drill=True)
     user = _drill_user()
     scheduler = ReminderScheduler(bot.reminders, clock)

@@ -31,18 +31,16 @@ from bot.chat import Button
 from bot.commands import FACTORS, LESSONS
 from bot.messages import Renderer
 from bot.model import Incident
-from bot.progress import IncidentView
-from bot.render import owners_text, role_name
+from bot.plan import PlanView
+from bot.render import plan_parts
 from bot.review import TEXTS, ReviewMaterial
 from bot.runbook import SEVERITIES, LoadedRunbook
-from bot.timefmt import deadline
 
 MAX_BLOCKS = 50  # per message
 MAX_SECTION = 3000  # characters of one section's text
 MAX_OPTIONS = 100  # per select menu
 MAX_INPUT = 3000  # characters of one plain-text input (its max_length and initial value)
 REVIEW_FORM = "review_form"  # the review modal's callback id
-_STATE_ICON = {"done": ":white_check_mark:", "skipped": ":fast_forward:", "overdue": ":red_circle:"}
 
 
 def _cut(text: str, limit: int) -> str:
@@ -87,60 +85,19 @@ def _button(button: Button, style: str | None = "primary") -> ButtonElement:
     )
 
 
-def plan_blocks(render: Renderer, incident: Incident, view: IncidentView) -> list[dict[str, Any]]:
+def plan_blocks(render: Renderer, plan: PlanView) -> list[dict[str, Any]]:
     """The pinned plan: phases with step states, roles, and buttons for common actions."""
-    runbook = incident.runbook
+    parts = plan_parts(render, plan)
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=_cut(f"{incident.ref} · {incident.title}", 150))),
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(
-                    text=render(
-                        "plan.summary",
-                        severity=incident.severity,
-                        status=incident.status,
-                        number=incident.phase_index + 1,
-                        phase_count=len(runbook.phases),
-                        phase_name=incident.phase.name,
-                        runbook=runbook.id,
-                        version=incident.runbook_version,
-                    )
-                )
-            ]
-        ),
+        HeaderBlock(text=PlainTextObject(text=_cut(parts.header, 150))),
+        ContextBlock(elements=[MarkdownTextObject(text=parts.summary)]),
     ]
-    by_phase: dict[str, list[dict[str, Any]]] = {}
-    for status in view.steps:
-        by_phase.setdefault(status.phase.id, []).append(
-            {
-                "icon": _STATE_ICON.get(status.state, ":white_circle:"),
-                "id": status.step.id,
-                "title": status.step.title,
-                "owners": owners_text(render, runbook, status.step.owner, view.holders),
-                "deadline": status.deadline,
-                "due": deadline(status.step.due.offset, status.step.due.anchor, render.language)
-                if status.step.due
-                else "",
-            }
-        )
-    for index, phase in enumerate(runbook.phases):
-        text = render(
-            "plan.phase",
-            number=index + 1,
-            name=phase.name,
-            target=phase.target,
-            current=index == incident.phase_index,
-            steps=by_phase.get(phase.id, []),
-        )
+    for text in parts.phases:
         blocks += text_sections(text)
-    roles = [{"name": r.name, "holder": view.holders.get(r.id)} for r in runbook.roles]
-    pending = [
-        {"role_name": role_name(runbook, p.role_id), "to_user": p.to_user} for p in view.pending
-    ]
     blocks.append(DividerBlock())
-    blocks += text_sections(render("plan.roles", roles=roles, pending=pending))
-    if not incident.is_closed:
-        blocks.append(_plan_actions(render, incident, view))
+    blocks += text_sections(parts.roles)
+    if not plan.incident.is_closed:
+        blocks.append(_plan_actions(render, plan))
     if len(blocks) > MAX_BLOCKS:  # a very long runbook: keep the head, point at status
         blocks = blocks[: MAX_BLOCKS - 2] + [
             SectionBlock(text=MarkdownTextObject(text=render("plan.truncated"))),
@@ -149,25 +106,23 @@ def plan_blocks(render: Renderer, incident: Incident, view: IncidentView) -> lis
     return [b.to_dict() for b in blocks]
 
 
-def _plan_actions(render: Renderer, incident: Incident, view: IncidentView) -> ActionsBlock:
-    value = str(incident.id)
+def _plan_actions(render: Renderer, plan: PlanView) -> ActionsBlock:
+    value = str(plan.incident.id)
     elements: list[Any] = []
-    open_steps = [s for s in view.steps if s.is_open][:MAX_OPTIONS]
+    open_steps = plan.open_steps[:MAX_OPTIONS]
     if open_steps:
         elements.append(
             StaticSelectElement(
                 placeholder=PlainTextObject(text=_cut(render("label.mark_done"), 150)),
                 action_id="step_done",
                 options=[
-                    Option(
-                        text=_cut(f"{s.step.id} {s.step.title}", 75), value=f"{value}:{s.step.id}"
-                    )
+                    Option(text=_cut(f"{s.id} {s.title}", 75), value=f"{value}:{s.id}")
                     for s in open_steps
                 ],
             )
         )
     elements.append(_button(Button(render("label.post_update"), "post_update", value)))
-    if incident.phase_index + 1 < len(incident.runbook.phases):
+    if plan.has_next_phase:
         elements.append(_button(Button(render("label.next_phase"), "next_phase", value), None))
     return ActionsBlock(block_id="plan_actions", elements=elements)
 

@@ -17,7 +17,8 @@ from slack_sdk.webhook import WebhookClient
 from bot.chat import Button, channel_name
 from bot.messages import Renderer
 from bot.model import Incident
-from bot.progress import IncidentView
+from bot.plan import PlanView
+from bot.render import plan_text
 from bot.slack.blocks import message_payloads, plan_blocks
 from bot.slack.pacing import Pacer
 from bot.slack.text import escape, one_line
@@ -100,26 +101,26 @@ class SlackChat:
         uploads = [{"file": str(p), "filename": p.name, "title": title} for p in files]
         self.client.files_upload_v2(channel=channel, file_uploads=uploads)
 
-    def show_plan(self, incident: Incident, view: IncidentView, text: str) -> str | None:
-        assert incident.channel
+    def show_plan(self, plan: PlanView) -> str | None:
+        channel = plan.incident.channel
+        assert channel
         posted = self.client.chat_postMessage(
-            channel=incident.channel,
-            text=text[:3900],
-            blocks=plan_blocks(self.render, incident, view),
+            channel=channel,
+            text=plan_text(self.render, plan)[:3900],
+            blocks=plan_blocks(self.render, plan),
         )
         ts = str(posted["ts"])
-        self._mention_failures(
-            incident.channel, [self._courtesy("pins_add", channel=incident.channel, timestamp=ts)]
-        )
+        self._mention_failures(channel, [self._courtesy("pins_add", channel=channel, timestamp=ts)])
         return ts
 
-    def refresh_plan(self, incident: Incident, view: IncidentView, text: str) -> None:
+    def refresh_plan(self, plan: PlanView) -> None:
+        incident = plan.incident
         if incident.channel and incident.plan_ref:
             self.client.chat_update(
                 channel=incident.channel,
                 ts=incident.plan_ref,
-                text=text[:3900],
-                blocks=plan_blocks(self.render, incident, view),
+                text=plan_text(self.render, plan)[:3900],
+                blocks=plan_blocks(self.render, plan),
             )
 
     def mention(self, user: str | None) -> str:

@@ -9,6 +9,7 @@ import yaml
 
 from bot.chat import Button, channel_name
 from bot.messages import Renderer
+from bot.plan import plan_view
 from bot.slack.blocks import MAX_BLOCKS, MAX_SECTION, message_payloads, plan_blocks, start_modal
 from bot.slack.manifest import SCOPES, manifest_yaml
 from bot.slack.text import escape, from_slack
@@ -70,7 +71,7 @@ def test_plan_of_every_shipped_runbook_fits_in_one_message(service, clock, catal
     for loaded in catalog.all():
         incident = service.start(loaded.runbook.id, "A" * 300, "U1").incident
         clock.advance(timedelta(minutes=30))
-        blocks = plan_blocks(render, incident, service.view(incident.id))
+        blocks = plan_blocks(render, plan_view(service.view(incident.id)))
         assert len(blocks) <= MAX_BLOCKS
         assert len(blocks[0]["text"]["text"]) <= 150  # header limit, long titles cut
         actions = blocks[-1]
