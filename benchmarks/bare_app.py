@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.bootstrap import LISTENER_THREADS
 from bot.http_server import BoundedHTTPServer
 from bot.slack.http import slack_routes
 from bot.slack.priority import RequestsFirst
-from bot.slack.server import LISTENER_THREADS
 
 
 def create_app(signing_secret: str, executor: ThreadPoolExecutor, api_url: str) -> App:

@@ -1,20 +1,49 @@
-"""Wires the bot together in one place, so tests can swap the clock or the chat."""
+"""The composition root: every part of the bot is built and connected here, once.
+
+`build` makes the core (store, engine, command handler, reminders) around a
+chat port: the terminal's for drills and the demo, a recording one in tests.
+`build_slack` makes the whole Slack bot around it (Web API client, pacing,
+plan redraws, lanes, the bolt app) without starting anything;
+`bot/slack/server.py` only starts and serves it. Each part gets what it needs
+through its constructor, so a test can swap the clock or the chat without
+patching, and nothing is rewired after it is built.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.chat import ChatPort
 from bot.clock import Clock
 from bot.config import Settings, admin_ids
 from bot.dispatch import CommandHandler
 from bot.engine import IncidentService, Policy
+from bot.messages import Renderer
 from bot.outbox import Outbox
 from bot.postmortem import ReviewOptions
 from bot.reminders import ReminderService
 from bot.runbook import Catalog, shipped_runbooks_dir
 from bot.store import Store
+
+if TYPE_CHECKING:  # the Slack side is imported only by build_slack: the demo never pays for it
+    from slack_bolt import App
+    from slack_sdk import WebClient
+
+    from bot.http_server import BoundedHTTPServer
+    from bot.lanes import Lane, Lanes
+    from bot.reminders import ReminderScheduler
+    from bot.slack.plan_redraws import PlanRedraws
+    from bot.slack.priority import RequestsFirst
+
+REMINDER_THREADS = 8  # reminders due at once are posted in parallel
+LISTENER_THREADS = 16  # requests being journaled and acknowledged at once
+WORK_THREADS = 16  # incidents whose commands are being carried out at once
+DELIVERY_THREADS = 16  # incidents whose messages are being posted at once (Slack's pace)
+COMMAND_DEFER = 0.05  # seconds a state change may wait for acknowledgements in all
 
 
 @dataclass
@@ -44,9 +73,15 @@ def build(
     store: Store | None = None,
     reminder_workers: int = 1,
     drill: bool = False,
+    after_change: Callable[[], None] = lambda: None,
+    plan_changed: Callable[[int], None] | None = None,
+    accepts_user: Callable[[str], bool] = lambda user: True,
+    wake_delivery: Callable[[Lane], None] | None = None,
 ) -> Bot:
-    """`drill=True` (drills, the demo): reviews go to `postmortems/drills/`, and no follow-up
-    action ever reminds anyone."""
+    """The core around `chat`. `drill=True` (drills, the demo): reviews go to
+    `postmortems/drills/`, and no follow-up action ever reminds anyone. The callbacks are
+    the Slack wiring's (see build_slack); by default the plan is redrawn at once and what a
+    command says is delivered in the caller's thread."""
     store = store or Store(settings.db)
     catalog = Catalog(runbook_folder(settings))
     policy = Policy(settings.policy, admin_ids(settings))
@@ -59,10 +94,152 @@ def build(
         runbooks=catalog.folder,
         drill=drill,
     )
-    outbox = Outbox(store, chat)
-    handler = CommandHandler(service, chat, settings.language, review, outbox)
-    reminders = ReminderService(store, clock, chat, handler.render, reminder_workers, drill=drill)
-    reminders.after_post = (
-        handler.refresh_plan
-    )  # overdue steps and raised severity show in the plan
+    render = Renderer(settings.language, mention=chat.mention, escape=chat.escape)
+    outbox = Outbox(store, wake=wake_delivery)
+    handler = CommandHandler(
+        service,
+        chat,
+        review,
+        outbox,
+        render,
+        after_change=after_change,
+        plan_changed=plan_changed,
+        accepts_user=accepts_user,
+    )
+    reminders = ReminderService(
+        store,
+        clock,
+        chat,
+        render,
+        reminder_workers,
+        drill=drill,
+        # overdue steps and a raised severity show in the plan
+        after_post=handler.plan_changed,
+    )
     return Bot(settings, store, clock, catalog, service, handler, reminders)
+
+
+@dataclass
+class SlackBot:
+    """Everything `serve` runs, built and connected but not yet started."""
+
+    bot: Bot
+    app: App
+    scheduler: ReminderScheduler
+    commands: Lanes
+    deliveries: Lanes
+    priority: RequestsFirst
+    plan_redraws: PlanRedraws
+    pools: list[ThreadPoolExecutor]  # listeners, commands, deliveries: stopped in this order
+    server: BoundedHTTPServer | None = None
+    # Socket Mode has no signing secret: then only /healthz is served over HTTP,
+    # so nobody on the network can post unsigned commands to /slack/events
+    events_over_http: bool = True
+    interrupted: list[Lane] = field(default_factory=list)  # outbox lanes a crash left
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def healthy(self) -> dict[str, str]:
+        """What /healthz reports: the database takes a write and the reminder alarm runs."""
+        from bot.clock import utc_now
+
+        scheduler = "running" if self.scheduler.running else "stopped"
+        if self.scheduler.running and self.scheduler.failures:
+            scheduler = f"backing off after {self.scheduler.failures} failed firing(s)"
+        status = {"db": "ok", "scheduler": scheduler}
+        try:
+            self.bot.store.probe_write(utc_now())
+        except Exception as exc:  # any database failure makes the bot unhealthy
+            status["db"] = f"error: {type(exc).__name__}: {exc}"[:200]
+        return status
+
+    def stop(self) -> None:
+        """Stop taking requests, let the work in flight finish, then close the database."""
+        if self.server is not None:
+            self.server.shutdown()
+        for pool in self.pools:  # listeners first: they feed the lanes
+            pool.shutdown(wait=True)
+        self.commands.close()
+        self.deliveries.close()
+        self.scheduler.shutdown()
+        self.plan_redraws.stop()
+        self.bot.close()
+
+
+def build_slack(
+    settings: Settings,
+    client: WebClient | None = None,
+    clock: Clock | None = None,
+    events_over_http: bool = True,
+) -> SlackBot:
+    """The Slack bot: chat on the Web API, commands in per-incident lanes, what they say
+    from the outbox, reminders on their alarm, plans redrawn at chat.update's pace, and
+    the bolt app whose listeners journal and acknowledge."""
+    from bot.lanes import Lanes
+    from bot.persistence_clock import persisted_clock
+    from bot.reminders import ReminderScheduler
+    from bot.slack.app import create_app
+    from bot.slack.chat import SlackChat
+    from bot.slack.client import web_client
+    from bot.slack.plan_redraws import PlanRedraws
+    from bot.slack.priority import RequestsFirst
+    from bot.slack.text import is_slack_user
+
+    priority = RequestsFirst()  # acknowledgements first: background work pauses for them
+    client = client or web_client(settings, before_call=priority.pause)
+    store = Store(settings.db)
+    clock = clock or persisted_clock(store, settings.clock_speed)
+    chat = SlackChat(client, settings.language, settings.announce_channel)
+    # built below; the closures find them when they first run
+    core: Bot
+    scheduler: ReminderScheduler
+    deliveries: Lanes
+    plan_redraws = PlanRedraws(
+        lambda incident_id: priority.run(core.handler.refresh_plan, incident_id)
+    )
+    core = build(
+        settings,
+        clock,
+        chat,
+        store=store,
+        reminder_workers=REMINDER_THREADS,
+        after_change=lambda: scheduler.poke(),
+        # commands and reminders stay quick; the pinned picture follows at chat.update's pace
+        plan_changed=plan_redraws.mark,
+        accepts_user=is_slack_user,
+        wake_delivery=lambda lane: deliveries.wake(lane),
+    )
+    handler = core.handler
+    scheduler = ReminderScheduler(core.reminders, clock)
+    listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
+    work = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="work")
+    deliver = ThreadPoolExecutor(max_workers=DELIVERY_THREADS, thread_name_prefix="deliver")
+    # state changes wait for acknowledgements only briefly; what they say may wait longer
+    commands = Lanes(
+        "commands",
+        work,
+        handler.run_next,
+        run=lambda step, lane: priority.run(step, lane, max_defer=COMMAND_DEFER),
+    )
+    deliveries = Lanes(
+        "deliveries",
+        deliver,
+        lambda lane: handler.outbox.step(lane, handler),
+        run=lambda step, lane: priority.run(step, lane),
+    )
+    app = create_app(core, client, settings.slack_signing_secret, listeners, commands)
+    return SlackBot(
+        bot=core,
+        app=app,
+        scheduler=scheduler,
+        commands=commands,
+        deliveries=deliveries,
+        priority=priority,
+        plan_redraws=plan_redraws,
+        pools=[listeners, work, deliver],
+        events_over_http=events_over_http,
+    )

@@ -87,26 +87,37 @@ class CommandHandler:
         self,
         service: IncidentService,
         chat: ChatPort,
-        language: str,
         review: ReviewOptions,
         outbox: Outbox,
+        render: Renderer,
+        after_change: Callable[[], None] = lambda: None,
+        plan_changed: Callable[[int], None] | None = None,
+        accepts_user: Callable[[str], bool] = lambda user: True,
         wall: Callable[[], datetime] = utc_now,
     ) -> None:
+        """`after_change`: after a commit (re-arm the reminder alarm); `plan_changed`: the
+        posted plan no longer matches the record (redraw it now, the default, or when
+        paced); `accepts_user`: which mentioned ids are people (the terminal takes any
+        @name, Slack only <@U…>); `wall`: real time, for the repeat windows (about people
+        and Slack, not bot time)."""
         self.service = service
         self.chat = chat
-        self.render = Renderer(language, mention=chat.mention, escape=chat.escape)
+        self.render = render
         self.review = review
         self.outbox = outbox
-        self.wall = wall  # real time: the repeat windows are about people and Slack, not bot time
-        self.after_change: Callable[[], None] = lambda: None  # e.g. re-arm the reminder alarm
-        # the posted plan no longer matches the record: redraw now, or (Slack) when paced
-        self.plan_changed: Callable[[int], None] = self.refresh_plan
-        # which mentioned ids are real users: the terminal takes any @name, Slack only <@U…>
-        self.accepts_user: Callable[[str], bool] = lambda user: True
-        outbox.handlers.update(
-            declare=self._deliver_declaration, plan=self._deliver_plan, review=self._deliver_review
-        )
-        outbox.on_failure = self._tell_failure
+        self.wall = wall
+        self.after_change = after_change
+        self.plan_changed = plan_changed or self.refresh_plan
+        self.accepts_user = accepts_user
+        self._deliveries: dict[str, Callable[[Outgoing], None]] = {
+            "post": self._deliver_post,
+            "notify": lambda row: self.chat.notify(row.body["user"], row.body["text"]),
+            "announce": lambda row: self.chat.announce(row.body["text"]),
+            "reply": self._deliver_reply,
+            "declare": self._deliver_declaration,
+            "plan": self._deliver_plan,
+            "review": self._deliver_review,
+        }
 
     # --- the terminal and tests: run now, deliver now ---------------------------
 
@@ -126,7 +137,7 @@ class CommandHandler:
         except Exception as exc:  # disk trouble: what was committed stays committed
             log.exception("command %r failed", str(payload)[:80])
             result = self.refuse(ctx, BotError("internal", error=type(exc).__name__), None)
-        self.outbox.deliver_now()
+        self.outbox.deliver_now(self)
         return result
 
     # --- journaled requests (Slack): nothing acknowledged is lost ---------------
@@ -355,7 +366,29 @@ class CommandHandler:
         self.outbox.put(ctx.incident_id, "reply", text=text, **_reply_to(ctx))
         return Result()
 
-    # --- deliveries the outbox hands back (see outbox.py) ----------------------
+    # --- delivering what the outbox holds (outbox.Deliverer) ---------------------
+
+    def deliver(self, row: Outgoing) -> None:
+        self._deliveries[row.kind](row)
+
+    def is_transient(self, error: Exception) -> bool:
+        return self.chat.is_transient(error)
+
+    def failed(self, row: Outgoing, error: Exception) -> None:
+        """A message that could not be posted for good: tell whoever caused it."""
+        tell = row.body.get("tell")
+        if row.kind == "post" and tell:
+            text = self.render("error.not_posted", error=_slack_error(error))
+            with self.service.store.transaction():
+                self.outbox.put(None, "reply", text=text, **tell)
+
+    def _deliver_post(self, row: Outgoing) -> None:
+        buttons = tuple(Button(*b) for b in row.body.get("buttons") or [])
+        self.chat.post(row.body["channel"], row.body["text"], buttons)
+
+    def _deliver_reply(self, row: Outgoing) -> None:
+        body = row.body
+        self.chat.reply(body["user"], body.get("channel"), body["text"], body.get("url"))
 
     def _deliver_declaration(self, row: Outgoing) -> None:
         """Open the incident's channel, then queue what the channel is told first. Resumable:
@@ -410,14 +443,6 @@ class CommandHandler:
                 edited=written.edited,
             )
             self.chat.reply(reply["user"], reply.get("channel"), text, reply.get("url"))
-
-    def _tell_failure(self, row: Outgoing, error: Exception) -> None:
-        """A message that could not be posted for good: tell whoever caused it."""
-        tell = row.body.get("tell")
-        if row.kind == "post" and tell:
-            text = self.render("error.not_posted", error=_slack_error(error))
-            with self.service.store.transaction():
-                self.outbox.put(None, "reply", text=text, **tell)
 
 
 def _reply_to(ctx: Context) -> dict[str, Any]:

@@ -7,8 +7,8 @@ or an outage may delay what people read but never the record, and never its
 order. Rows survive a crash.
 
 Each row is one step: post in a channel, a direct message, an announcement, a
-private reply, or one of the steps the command handler registers (open the
-incident's channel, post the plan, publish the review). A failure Slack may
+private reply, open the incident's channel, post the plan, publish the review;
+a `Deliverer` (the command handler) carries it out. A failure Slack may
 get over (rate limit, 5xx, no connection) is retried with backoff for up to
 `GIVE_UP_AFTER`; any other failure marks the row failed, tells the person who
 asked when there is one, and the lane goes on.
@@ -25,9 +25,9 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from bot.chat import Button, ChatPort
+from bot.chat import Button
 from bot.clock import utc_now
 from bot.lanes import Lane
 from bot.model import Outgoing
@@ -45,35 +45,43 @@ def lane_of(incident_id: int | None, outgoing_id: int) -> Lane:
     return ("incident", incident_id) if incident_id is not None else ("row", outgoing_id)
 
 
+class Deliverer(Protocol):
+    """Carries one row out (the command handler: chat calls, opening channels, reviews)."""
+
+    def deliver(self, row: Outgoing) -> None: ...
+
+    def failed(self, row: Outgoing, error: Exception) -> None:
+        """The row failed for good (e.g. tell whoever caused it)."""
+        ...
+
+    def is_transient(self, error: Exception) -> bool:
+        """Whether the failure may pass if tried later (rate limit, Slack away)."""
+        ...
+
+
+KINDS = ("post", "notify", "announce", "reply", "declare", "plan", "review")
+
+
 class Outbox:
     def __init__(
         self,
         store: Store,
-        chat: ChatPort,
         wall: Callable[[], datetime] = utc_now,
+        wake: Callable[[Lane], None] | None = None,
     ) -> None:
         self.store = store
-        self.chat = chat
         self.wall = wall
-        # set by the Slack wiring: wake the delivery lane of a committed row. Without it
-        # (terminal, tests) rows are delivered by `deliver_now` in the caller's thread.
-        self.wake: Callable[[Lane], None] | None = None
-        # called with a row that failed for good and the error, e.g. to tell the typist
-        self.on_failure: Callable[[Outgoing, Exception], None] = lambda row, error: None
-        self.handlers: dict[str, Callable[[Outgoing], None]] = {
-            "post": self._post,
-            "notify": self._notify,
-            "announce": self._announce,
-            "reply": self._reply,
-        }
+        # the Slack wiring wakes the delivery lane of a committed row; without it (the
+        # terminal, tests) rows are delivered by `deliver_now` in the caller's thread
+        self.wake = wake
         self._touched = threading.local()  # lanes this thread filled (terminal delivery)
 
     # --- filling ---------------------------------------------------------------
 
     def put(self, incident_id: int | None, kind: str, **body: Any) -> None:
         """Add a row; inside a transaction it is delivered only once that commits."""
-        if kind not in self.handlers:
-            raise ValueError(f"no handler for outbox rows of kind {kind!r}")
+        if kind not in KINDS:
+            raise ValueError(f"no outbox rows of kind {kind!r}")
         row_id = self.store.put_outgoing(incident_id, kind, body, self.wall())
         lane = lane_of(incident_id, row_id)
         touched: list[Lane] = self._lanes_touched()
@@ -100,13 +108,13 @@ class Outbox:
             tell=tell,
         )
 
-    def deliver_now(self) -> None:
+    def deliver_now(self, deliverer: Deliverer) -> None:
         """Deliver, in this thread, every lane this thread filled (the terminal and tests,
         where there are no background workers). A row waiting for a retry stays."""
         touched = self._lanes_touched()
         while touched:
             lane = touched.pop(0)
-            while self.step(lane) == 0:
+            while self.step(lane, deliverer) == 0:
                 pass
 
     def _lanes_touched(self) -> list[Lane]:
@@ -117,7 +125,7 @@ class Outbox:
 
     # --- delivering --------------------------------------------------------------
 
-    def step(self, lane: Lane) -> float | None:
+    def step(self, lane: Lane, deliverer: Deliverer) -> float | None:
         """Deliver the head of one lane. None: nothing left; 0: more may follow; else the
         seconds until the head may be tried again."""
         kind, ident = lane
@@ -135,9 +143,9 @@ class Outbox:
         if not self.store.set_outgoing(row.id, "sending", now, expect="pending"):
             return 0  # someone else took it
         try:
-            self.handlers[row.kind](row)
+            deliverer.deliver(row)
         except Exception as error:
-            return self._failed(row, error)
+            return self._failed(row, error, deliverer)
         self.store.set_outgoing(row.id, "sent", self.wall())
         return 0
 
@@ -162,18 +170,15 @@ class Outbox:
                 lanes.append(lane)
         return lanes
 
-    def _will_retry(self, row: Outgoing, error: Exception) -> bool:
-        return self.chat.is_transient(error) and self.wall() - row.created_at < GIVE_UP_AFTER
+    def _will_retry(self, row: Outgoing, error: Exception, deliverer: Deliverer) -> bool:
+        return deliverer.is_transient(error) and self.wall() - row.created_at < GIVE_UP_AFTER
 
-    def _backoff(self, row: Outgoing) -> float:
-        return min(2.0**row.attempts, MAX_BACKOFF)
-
-    def _failed(self, row: Outgoing, error: Exception) -> float:
+    def _failed(self, row: Outgoing, error: Exception, deliverer: Deliverer) -> float:
         """Retry later (returns the delay) or give up (returns 0: the lane goes on)."""
         now = self.wall()
         reason = f"{type(error).__name__}: {error}"[:300]
-        if self._will_retry(row, error):
-            delay = self._backoff(row)
+        if self._will_retry(row, error, deliverer):
+            delay = min(2.0**row.attempts, MAX_BACKOFF)
             self.store.retry_outgoing(row.id, now + timedelta(seconds=delay), reason)
             if row.attempts == 0:  # said once per row, not on every try
                 log.warning(
@@ -187,24 +192,7 @@ class Outbox:
         self.store.set_outgoing(row.id, "failed", now, reason)
         log.error("%s for INC-%s failed for good: %s", row.kind, row.incident_id, reason)
         try:
-            self.on_failure(row, error)
+            deliverer.failed(row, error)
         except Exception:
             log.exception("telling about a failed %s", row.kind)
         return 0
-
-    # --- the chat steps -------------------------------------------------------------
-
-    def _post(self, row: Outgoing) -> None:
-        body = row.body
-        buttons = tuple(Button(*b) for b in body.get("buttons") or [])
-        self.chat.post(body["channel"], body["text"], buttons)
-
-    def _notify(self, row: Outgoing) -> None:
-        self.chat.notify(row.body["user"], row.body["text"])
-
-    def _announce(self, row: Outgoing) -> None:
-        self.chat.announce(row.body["text"])
-
-    def _reply(self, row: Outgoing) -> None:
-        body = row.body
-        self.chat.reply(body["user"], body.get("channel"), body["text"], body.get("url"))

@@ -186,8 +186,12 @@ class ReminderService:
         render: Renderer,
         workers: int = 1,
         drill: bool = False,
+        after_post: Callable[[int], None] = lambda incident_id: None,
     ) -> None:
-        self.drill = drill  # rehearsals never send follow-up reminders (nor old ones left over)
+        """`after_post` is called with the incident id after a reminder that changes the
+        plan's picture went out (redraw the plan); `drill`: rehearsals never send follow-up
+        reminders (nor old ones left over)."""
+        self.drill = drill
         self._pool = (
             ThreadPoolExecutor(workers, thread_name_prefix="remind") if workers > 1 else None
         )
@@ -195,8 +199,7 @@ class ReminderService:
         self.clock = clock
         self.chat = chat
         self.render = render
-        # called with the incident id after a reminder went out (e.g. redraw the plan)
-        self.after_post: Callable[[int], None] = lambda incident_id: None
+        self.after_post = after_post
 
     def fire_due(self) -> int:
         """Post every reminder due by now; returns how many were posted.

@@ -63,10 +63,12 @@ def _drill(
     store = Store(settings.drill_db)
     clock = clock or persisted_clock(store, speed)
     chat = ConsoleChat(clock, out, language=settings.language)
-    bot = build(settings, clock, chat, store=store, drill=True)
+    scheduler: ReminderScheduler  # built next: each command re-arms the reminder alarm
+    bot = build(
+        settings, clock, chat, store=store, drill=True, after_change=lambda: scheduler.poke()
+    )
     user = _drill_user()
     scheduler = ReminderScheduler(bot.reminders, clock)
-    bot.handler.after_change = scheduler.poke
     try:
         if bot.catalog.get(runbook_id) is None:
             chat.reply(

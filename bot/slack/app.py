@@ -31,7 +31,7 @@ from bot.slack.blocks import (
     start_modal,
     update_modal,
 )
-from bot.slack.text import SLACK_USER, from_slack
+from bot.slack.text import from_slack
 
 log = logging.getLogger(__name__)
 ENVELOPE_HEADER = "x-incident-bot-envelope-id"  # set by our Socket Mode handler (socket.py)
@@ -58,7 +58,6 @@ def create_app(
         process_before_response=False,  # ack first; the work runs after the response
     )
     handler = bot.handler
-    handler.accepts_user = lambda user: bool(SLACK_USER.match(user))  # `@ben` is not a user here
     unrecorded = Throttled(UNRECORDED_LOG_EVERY)
 
     def journaled(ack: Ack, payload: dict[str, Any], ctx: Context, request: BoltRequest) -> None:

@@ -17,6 +17,11 @@ _MENTION = re.compile(r"<(?:@[UW][A-Z0-9]+|#C[A-Z0-9]+)(?:\|[^<>]*)?>")
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]+$")
 
 
+def is_slack_user(user: str) -> bool:
+    """Whether a mentioned id is a Slack user (`U…`, `W…`): `@ben` typed as text is not."""
+    return bool(SLACK_USER.match(user))
+
+
 def from_slack(text: str) -> str:
     """Slack's escaped command text to plain text (mentions stay tokens, links show their URL)."""
 

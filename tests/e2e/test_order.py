@@ -217,7 +217,9 @@ def test_an_undeliverable_reply_and_a_poisoned_request_never_stop_the_replay(tmp
             t.removeprefix("update ") for t in sent
         ]  # once, in order
         # the status reply went out another way: ephemerally in the channel
-        (ephemeral,) = fake.wait_for("chat.postEphemeral", lambda c: "INC-1" in c.args["text"])
+        (ephemeral,) = fake.wait_for(
+            "chat.postEphemeral", lambda c: "INC-1" in c.args["text"], timeout=30
+        )
         assert ephemeral.args["channel"] == channel
         doctor = subprocess.run(
             [sys.executable, "-m", "bot", "doctor"],
