@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.database import is_postgres
+
 
 class SettingsError(Exception):
     """Settings that cannot be used; the message names the variable."""
@@ -33,7 +35,9 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: str | None = Field(None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str | None = Field(None, validation_alias="SLACK_API_URL")
-    db: Path = Field(Path("incident-bot.db"), validation_alias="INCIDENT_BOT_DB")
+    # a SQLite file, or postgresql://user@host:port/db for replicas (kept as text: a URL is
+    # not a path)
+    db: str = Field("incident-bot.db", validation_alias="INCIDENT_BOT_DB")
     # drills and the demo keep their own file, so rehearsals never touch live incidents
     drill_db: Path = Field(Path("incident-bot-drill.db"), validation_alias="INCIDENT_BOT_DRILL_DB")
     runbooks: Path = Field(Path("runbooks"), validation_alias="INCIDENT_BOT_RUNBOOKS")
@@ -62,6 +66,11 @@ class Settings(BaseSettings):
     admins: str = Field("", validation_alias="INCIDENT_BOT_ADMINS")  # user ids, comma-separated
     language: Literal["en", "zh"] = Field("en", validation_alias="INCIDENT_BOT_LANGUAGE")
 
+    @field_validator("db", mode="before")
+    @classmethod
+    def _location(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -80,6 +89,18 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+
+def database_file(location: str) -> Path | None:
+    """The SQLite file a database location names; None for a PostgreSQL URL."""
+    return None if is_postgres(location) else Path(location)
+
+
+def database_missing(location: str) -> bool:
+    """A SQLite file that does not exist yet (a PostgreSQL database is never 'missing'
+    here: connecting says whether it is there)."""
+    path = database_file(location)
+    return path is not None and not path.exists()
 
 
 def admin_ids(settings: Settings) -> frozenset[str]:

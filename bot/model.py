@@ -142,6 +142,7 @@ class Outgoing:
     due_at: datetime  # when it may be tried (next)
     created_at: datetime
     error: str | None = None
+    done_at: datetime | None = None  # when its state last changed (claimed, sent, failed)
 
 
 @dataclass(frozen=True)
