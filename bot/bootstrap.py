@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the Slack side is imported only by build_slack: the demo ne
     from bot.http_server import BoundedHTTPServer
     from bot.lanes import Lane, Lanes
     from bot.reminders import ReminderScheduler
+    from bot.replicas import Sweeper
     from bot.slack.plan_redraws import PlanRedraws
     from bot.slack.priority import RequestsFirst
 
@@ -77,6 +78,7 @@ def build(
     plan_changed: Callable[[int], None] | None = None,
     accepts_user: Callable[[str], bool] = lambda user: True,
     wake_delivery: Callable[[Lane], None] | None = None,
+    wake_command: Callable[[Lane], None] = lambda lane: None,
 ) -> Bot:
     """The core around `chat`. `drill=True` (drills, the demo): reviews go to
     `postmortems/drills/`, and no follow-up action ever reminds anyone. The callbacks are
@@ -105,6 +107,7 @@ def build(
         after_change=after_change,
         plan_changed=plan_changed,
         accepts_user=accepts_user,
+        wake_lane=wake_command,
     )
     reminders = ReminderService(
         store,
@@ -136,6 +139,7 @@ class SlackBot:
     # so nobody on the network can post unsigned commands to /slack/events
     events_over_http: bool = True
     interrupted: list[Lane] = field(default_factory=list)  # outbox lanes a crash left
+    sweeper: Sweeper | None = None  # replicas (PostgreSQL): takes up work others left
 
     @property
     def url(self) -> str:
@@ -163,6 +167,8 @@ class SlackBot:
             self.server.shutdown()
         for pool in self.pools:  # listeners first: they feed the lanes
             pool.shutdown(wait=True)
+        if self.sweeper is not None:
+            self.sweeper.stop()
         self.commands.close()
         self.deliveries.close()
         self.scheduler.shutdown()
@@ -182,6 +188,7 @@ def build_slack(
     from bot.lanes import Lanes
     from bot.persistence_clock import persisted_clock
     from bot.reminders import ReminderScheduler
+    from bot.replicas import Sweeper
     from bot.slack.app import create_app
     from bot.slack.chat import SlackChat
     from bot.slack.client import web_client
@@ -197,6 +204,7 @@ def build_slack(
     # built below; the closures find them when they first run
     core: Bot
     scheduler: ReminderScheduler
+    commands: Lanes
     deliveries: Lanes
     plan_redraws = PlanRedraws(
         lambda incident_id: priority.run(core.handler.refresh_plan, incident_id)
@@ -212,6 +220,7 @@ def build_slack(
         plan_changed=plan_redraws.mark,
         accepts_user=is_slack_user,
         wake_delivery=lambda lane: deliveries.wake(lane),
+        wake_command=lambda lane: commands.wake(lane),
     )
     handler = core.handler
     scheduler = ReminderScheduler(core.reminders, clock)
@@ -232,6 +241,17 @@ def build_slack(
         run=lambda step, lane: priority.run(step, lane),
     )
     app = create_app(core, client, settings.slack_signing_secret, listeners, commands)
+    sweeper = None
+    if store.is_postgres:
+
+        def sweep() -> None:
+            for lane in handler.pending_lanes():
+                commands.wake(lane)
+            for lane in handler.outbox.waiting_lanes():
+                deliveries.wake(lane)
+            scheduler.poke()
+
+        sweeper = Sweeper(sweep)
     return SlackBot(
         bot=core,
         app=app,
@@ -242,4 +262,5 @@ def build_slack(
         plan_redraws=plan_redraws,
         pools=[listeners, work, deliver],
         events_over_http=events_over_http,
+        sweeper=sweeper,
     )

@@ -93,13 +93,15 @@ class CommandHandler:
         after_change: Callable[[], None] = lambda: None,
         plan_changed: Callable[[int], None] | None = None,
         accepts_user: Callable[[str], bool] = lambda user: True,
+        wake_lane: Callable[[Lane], None] = lambda lane: None,
         wall: Callable[[], datetime] = utc_now,
     ) -> None:
         """`after_change`: after a commit (re-arm the reminder alarm); `plan_changed`: the
         posted plan no longer matches the record (redraw it now, the default, or when
         paced); `accepts_user`: which mentioned ids are people (the terminal takes any
-        @name, Slack only <@U…>); `wall`: real time, for the repeat windows (about people
-        and Slack, not bot time)."""
+        @name, Slack only <@U…>); `wake_lane`: a request lane has work (Slack: the commands
+        lanes); `wall`: real time, for the repeat windows (about people and Slack, not bot
+        time)."""
         self.service = service
         self.chat = chat
         self.render = render
@@ -109,6 +111,7 @@ class CommandHandler:
         self.after_change = after_change
         self.plan_changed = plan_changed or self.refresh_plan
         self.accepts_user = accepts_user
+        self.wake_lane = wake_lane
         self._deliveries: dict[str, Callable[[Outgoing], None]] = {
             "post": self._deliver_post,
             "notify": lambda row: self.chat.notify(row.body["user"], row.body["text"]),
@@ -197,9 +200,12 @@ class CommandHandler:
             with store.transaction():  # the claim, the command and "done", together
                 if kind == "incident":
                     store.lock_incident(ident)  # replicas: one lane, one replica at a time
-                    row = store.next_request(ident)
+                    incident = store.incident(ident)
+                    row = store.next_request(ident, incident.channel if incident else None)
                 else:
                     row = store.request(ident)
+                    if row is not None and self._now_in_an_incident(row):
+                        return None  # it joins that incident's lane, in its turn
                 if row is None:
                     return None
                 ctx = Context(row["actor"], row["channel"], row["incident_id"], row["reply_url"])
@@ -209,6 +215,19 @@ class CommandHandler:
                 raise  # the claim itself failed: the lane tries again (Lanes)
             return self._request_failed(row, ctx, exc)
         return 0
+
+    def _now_in_an_incident(self, row: dict[str, Any]) -> bool:
+        """A request journaled in a channel before it was known as an incident's (typed
+        while the channel was being opened): its incident's lane runs it, in journal order
+        with the others, so it is handed over there."""
+        if row["incident_id"] is not None or not row["channel"]:
+            return False
+        incident = self.service.incident_for_channel(row["channel"])
+        if incident is None:
+            return False
+        lane = request_lane(incident.id, row["id"])
+        self.service.store.on_commit(lambda: self.wake_lane(lane))
+        return True
 
     def _request_failed(self, row: dict[str, Any], ctx: Context, exc: Exception) -> float:
         current_incident.set(f"INC-{row['incident_id']}" if row["incident_id"] else "-")

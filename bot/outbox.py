@@ -193,6 +193,10 @@ class Outbox:
                 lanes.append(lane)
         return lanes
 
+    def waiting_lanes(self) -> list[Lane]:
+        """Every lane with rows still to deliver (or being delivered by some replica)."""
+        return [lane_of(incident, row) for incident, row in self.store.waiting_outgoing()]
+
     def _will_retry(self, row: Outgoing, error: Exception, deliverer: Deliverer) -> bool:
         return deliverer.is_transient(error) and self.wall() - row.created_at < GIVE_UP_AFTER
 

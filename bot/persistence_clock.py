@@ -21,11 +21,8 @@ def persisted_clock(store: Store, speed: float) -> Clock:
         return RealClock()  # production: real time, whatever a rehearsal stored before
     saved = store.get_meta(_KEY)
     if saved:
-        data = json.loads(saved)
-        clock = ScaledClock(
-            data["speed"], parse_iso(data["real_origin"]), parse_iso(data["bot_origin"])
-        )
-        if data["speed"] == speed:
+        clock = _clock(saved)
+        if clock.speed == speed:
             return clock
         bot_now = clock.now()
     else:
@@ -36,5 +33,11 @@ def persisted_clock(store: Store, speed: float) -> Clock:
         "real_origin": iso(clock.real_origin),
         "bot_origin": iso(clock.bot_origin),
     }
-    store.set_meta(_KEY, json.dumps(record))
-    return clock
+    # replicas starting together: the first origin stored is everyone's
+    stored = store.set_meta(_KEY, json.dumps(record), only_if_absent=not saved)
+    return _clock(stored)
+
+
+def _clock(saved: str) -> ScaledClock:
+    data = json.loads(saved)
+    return ScaledClock(data["speed"], parse_iso(data["real_origin"]), parse_iso(data["bot_origin"]))

@@ -683,13 +683,16 @@ class Store:
                 "UPDATE inbox SET done_at = ? WHERE id = ? AND done_at IS NULL", [iso(at), inbox_id]
             )
 
-    def next_request(self, incident_id: int) -> dict[str, Any] | None:
+    def next_request(self, incident_id: int, channel: str | None = None) -> dict[str, Any] | None:
         """The oldest unfinished request of one incident: its requests run in journal order.
-        Inside a transaction after `lock_incident`, no replica takes it meanwhile."""
+        With its `channel`, also requests typed there before the channel was known to be
+        the incident's (journaled with no incident while it was being opened). Inside a
+        transaction after `lock_incident`, no replica takes it meanwhile."""
+        lock = " FOR UPDATE" if self.is_postgres and self.in_transaction else ""
         rows = self._db.rows(
-            "SELECT * FROM inbox WHERE incident_id = ? AND done_at IS NULL AND dead_at IS NULL "
-            "ORDER BY id LIMIT 1",
-            [incident_id],
+            "SELECT * FROM inbox WHERE (incident_id = ? OR (incident_id IS NULL AND channel = ?)) "
+            "AND done_at IS NULL AND dead_at IS NULL ORDER BY id LIMIT 1" + lock,
+            [incident_id, channel],
         )
         return rows[0] if rows else None
 
@@ -796,6 +799,18 @@ class Store:
         """Every undelivered row, oldest first (start-up: wake each incident's lane)."""
         rows = self._db.rows("SELECT * FROM outbox WHERE state = 'pending' ORDER BY id")
         return [_outgoing(r) for r in rows]
+
+    def waiting_outgoing(self) -> list[tuple[int | None, int]]:
+        """(incident, row) of every row not yet delivered: each incident once (its first
+        row), each row of no incident (replicas sweep these up; see bot/replicas.py)."""
+        rows = self._db.rows(
+            "SELECT incident_id, MIN(id) AS id FROM outbox "
+            "WHERE state IN ('pending', 'sending') AND incident_id IS NOT NULL "
+            "GROUP BY incident_id "
+            "UNION ALL SELECT incident_id, id FROM outbox "
+            "WHERE state IN ('pending', 'sending') AND incident_id IS NULL"
+        )
+        return [(r["incident_id"], r["id"]) for r in rows]
 
     def failed_outgoing(self, limit: int = 50) -> list[Outgoing]:
         rows = self._db.rows(

@@ -19,6 +19,40 @@ from bot.store import Store
 START = datetime(2026, 1, 15, 2, 0, tzinfo=UTC)
 
 
+@pytest.fixture(scope="session")
+def postgres_database():
+    """One PostgreSQL database for the whole run (created here, dropped at the end)."""
+    from tests import postgres
+
+    postgres.skip_or_fail()
+    with postgres.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_database):
+    """The run's PostgreSQL database, emptied for this test."""
+    from tests import postgres
+
+    postgres.empty(postgres_database)
+    return postgres_database
+
+
+def store_on(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    """A store on SQLite (a file in tmp_path) or on the run's PostgreSQL database."""
+    if backend == "postgresql":
+        return Store(request.getfixturevalue("postgres_url"))
+    return Store(tmp_path / "bot.db")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    from tests import postgres
+
+    line = postgres.skipped_line()
+    if line:
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(START)

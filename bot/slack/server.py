@@ -70,6 +70,8 @@ def start_bot(
     running.interrupted = handler.outbox.recover()  # before any delivery starts (outbox.py)
     running.plan_redraws.start()
     running.scheduler.start()
+    if running.sweeper is not None:
+        running.sweeper.start()
     threading.Thread(target=_recover, args=(running,), name="recover", daemon=True).start()
     if port is not None:
         routes = slack_routes(running, settings.slack_signing_secret)

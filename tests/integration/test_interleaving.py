@@ -129,3 +129,40 @@ def test_interleaved_commands_end_like_each_incident_alone(scripts, data):
         actual = _final(together)
         together.close()
     assert actual == expected
+
+
+def test_a_command_typed_while_the_channel_opens_keeps_its_place(tmp_path):
+    """A command typed in the new channel before the bot has recorded it as the incident's
+    is journaled with no incident; it still runs in that incident's lane, in its turn."""
+    bot = _bot(tmp_path, "opening")
+    handler, store = bot.handler, bot.store
+    store.update_incident(1, channel=None)  # the channel is being opened …
+    early = handler.receive({"text": "note typed early"}, Context(actor="ana", channel="CNEW"))
+    assert early.lane == ("request", early.inbox_id)
+    store.update_incident(1, channel="CNEW")  # … and now it is the incident's
+    later = handler.receive({"text": "note typed later"}, Context(actor="ana", channel="CNEW"))
+    assert later.lane == ("incident", 1)
+    woken = []
+    handler.wake_lane = woken.append
+    assert handler.run_next(later.lane) == 0  # the incident's lane takes the earlier one first
+    assert [e.text for e in store.events(1, kinds=("note",))] == ["typed early"]
+    assert handler.run_next(early.lane) is None  # nothing left for the request's own lane
+    assert handler.run_next(later.lane) == 0
+    assert [e.text for e in store.events(1, kinds=("note",))] == ["typed early", "typed later"]
+    assert store.unfinished_requests() == []
+    bot.close()
+
+
+def test_a_request_lane_hands_an_incident_channels_request_over(tmp_path):
+    bot = _bot(tmp_path, "handover")
+    handler, store = bot.handler, bot.store
+    store.update_incident(1, channel=None)
+    early = handler.receive({"text": "note typed early"}, Context(actor="ana", channel="CNEW"))
+    store.update_incident(1, channel="CNEW")
+    woken = []
+    handler.wake_lane = woken.append
+    assert handler.run_next(early.lane) is None  # not run on its own: handed over
+    assert woken == [("incident", 1)]
+    assert handler.run_next(("incident", 1)) == 0
+    assert [e.text for e in store.events(1, kinds=("note",))] == ["typed early"]
+    bot.close()

@@ -13,7 +13,15 @@ from bot.clock import FakeClock
 from bot.engine import IncidentService
 from bot.events import EventKind, Note, RiskTriggered
 from bot.store import Store, StoreError
-from tests.conftest import START
+from tests.conftest import START, store_on
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The store and engine suites run on both databases."""
+    store = store_on(request.param, tmp_path, request)
+    yield store
+    store.close()
 
 
 def test_incident_state_survives_reopening_the_database(tmp_path, catalog):
@@ -61,9 +69,13 @@ def test_event_round_trip_keeps_data_and_order(store):
     assert events[0].at == START
 
 
-def test_database_uses_wal_and_records_its_schema_version(store):
-    assert store.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
-    assert store.query("PRAGMA user_version")[0]["user_version"] >= 1
+def test_database_uses_wal_and_records_its_schema_version(tmp_path):
+    store = Store(tmp_path / "wal.db")
+    try:
+        assert store.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
+        assert store.query("PRAGMA user_version")[0]["user_version"] >= 1
+    finally:
+        store.close()
 
 
 def test_a_transaction_that_fails_leaves_nothing_behind(store):

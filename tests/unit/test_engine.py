@@ -8,7 +8,15 @@ import pytest
 
 from bot.errors import IncidentClosed, InvalidTransition, NoPendingHandoff, UnknownName
 from bot.runbook import Catalog
-from tests.conftest import START
+from tests.conftest import START, store_on
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The store and engine suites run on both databases."""
+    store = store_on(request.param, tmp_path, request)
+    yield store
+    store.close()
 
 
 def _start(service, title="Checkout is failing", severity=None):
