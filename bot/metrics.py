@@ -70,7 +70,7 @@ def response_metrics(incident: Incident, events: list[Event]) -> list[Metric]:
 
 def counts_as_responding(incident: Incident, event: Event) -> bool:
     """Whether `event` is someone arriving in the response (see response_metrics). The
-    report asks the database the same question (Store.first_responses)."""
+    report asks the database the same question (Store.closed_incidents_since)."""
     return (
         event.actor not in ("bot", incident.declared_by)
         and event.kind not in AFTERWORD
