@@ -73,7 +73,7 @@ class Record:
 
 def gather(store: Store, since: datetime | None) -> Record:
     """Read the closed incidents declared at or after `since` (None: all), in five queries."""
-    with store.transaction():  # one consistent picture, even beside a running `serve`
+    with store.snapshot():  # one consistent picture; serve's writes go on meanwhile
         incidents = store.closed_incidents_since(since, AFTERWORD)
         steps = store.step_records_since(since)
         runs = store.phase_runs_since(since)

@@ -933,6 +933,23 @@ class Store:
     # Read-only queries over many incidents, plus marking a follow-up done. Portable SQL
     # (SQLite and PostgreSQL): `?` parameters, ISO-8601 UTC text compared as strings.
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Store]:
+        """Several reads that see one moment of the database, without taking the write
+        lock (a deferred transaction: in WAL mode writers go on meanwhile, also another
+        process's `serve`). Inside a transaction it joins it. For reads only."""
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:
+                yield self
+                return
+            conn.execute("BEGIN")
+            try:
+                yield self
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+
     def _closed_since(self, since: datetime | None) -> tuple[str, list[Any]]:
         """The report's selection: closed incidents declared at or after `since`."""
         if since is None:
