@@ -40,6 +40,7 @@ from bot.clock import iso
 from bot.messages import TEMPLATES
 from bot.metrics import AFTERWORD, metrics_at, phase_outcomes, step_outcomes
 from bot.model import Action, Incident, PhaseRun, StepRecord
+from bot.postmortem import plain_mentions
 from bot.runbook import SEVERITIES
 from bot.store import Store
 
@@ -596,7 +597,10 @@ def _environment() -> Environment:
     env.filters["dur"] = _dur
     env.filters["share"] = _share
     env.filters["num"] = lambda n: f"{n:,}"
-    env.filters["cell"] = lambda s: " ".join(str(s or "").split()).replace("|", "\\|")
+    # one table cell: Slack's mention tokens as names (`<@U1|ana>` → `@ana`), one line, no `|`
+    env.filters["cell"] = lambda s: " ".join(plain_mentions(str(s or "")).split()).replace(
+        "|", "\\|"
+    )
     return env
 
 

@@ -70,7 +70,7 @@ def test_a_private_incident_shows_its_title_only_to_those_holding_a_role(store, 
     service.set_channel(incident.id, "CSECRET")
     outsider = _text(_view(store, clock, "U9"))
     assert ":lock: private" in outsider and "Leaked key" not in outsider
-    assert "CSECRET" not in outsider
+    assert "CSECRET" not in outsider and "<@U1>" not in outsider  # nor who leads it
     insider = _text(_view(store, clock, "U1"))
     assert "Leaked key" in insider and "<#CSECRET>" in insider
 
