@@ -23,10 +23,16 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import ack, postmortem, reminders, restart
+from benchmarks import ack, postmortem, reminders, report, restart
 from benchmarks.common import Outcome, Row, machine, stop_all
 
-MODULES = {"ack": ack, "reminders": reminders, "postmortem": postmortem, "restart": restart}
+MODULES = {
+    "ack": ack,
+    "reminders": reminders,
+    "postmortem": postmortem,
+    "restart": restart,
+    "report": report,
+}
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 TIME_LIMIT = {True: 240.0, False: 1200.0}  # seconds; a safety net, far above a normal run

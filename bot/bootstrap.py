@@ -44,6 +44,7 @@ REMINDER_THREADS = 8  # reminders due at once are posted in parallel
 LISTENER_THREADS = 16  # requests being journaled and acknowledged at once
 WORK_THREADS = 16  # incidents whose commands are being carried out at once
 DELIVERY_THREADS = 16  # incidents whose messages are being posted at once (Slack's pace)
+HOME_THREADS = 2  # Home tabs being published at once (a read and one views.publish each)
 COMMAND_DEFER = 0.05  # seconds a state change may wait for acknowledgements in all
 
 
@@ -133,7 +134,7 @@ class SlackBot:
     deliveries: Lanes
     priority: RequestsFirst
     plan_redraws: PlanRedraws
-    pools: list[ThreadPoolExecutor]  # listeners, commands, deliveries: stopped in this order
+    pools: list[ThreadPoolExecutor]  # listeners, commands, deliveries, homes: stopped in order
     server: BoundedHTTPServer | None = None
     # Socket Mode has no signing secret: then only /healthz is served over HTTP,
     # so nobody on the network can post unsigned commands to /slack/events
@@ -192,6 +193,7 @@ def build_slack(
     from bot.slack.app import create_app
     from bot.slack.chat import SlackChat
     from bot.slack.client import web_client
+    from bot.slack.home import HomeTab
     from bot.slack.plan_redraws import PlanRedraws
     from bot.slack.priority import RequestsFirst
     from bot.slack.text import is_slack_user
@@ -240,7 +242,11 @@ def build_slack(
         lambda lane: handler.outbox.step(lane, handler),
         run=lambda step, lane: priority.run(step, lane),
     )
-    app = create_app(core, client, settings.slack_signing_secret, listeners, commands)
+    homes = ThreadPoolExecutor(max_workers=HOME_THREADS, thread_name_prefix="home")
+    home = HomeTab(
+        store, clock, client, handler.render, chat.channel_link, homes, priority, settings.timezone
+    )
+    app = create_app(core, client, settings.slack_signing_secret, listeners, commands, home)
     sweeper = None
     if store.is_postgres:
 
@@ -260,7 +266,7 @@ def build_slack(
         deliveries=deliveries,
         priority=priority,
         plan_redraws=plan_redraws,
-        pools=[listeners, work, deliver],
+        pools=[listeners, work, deliver, homes],
         events_over_http=events_over_http,
         sweeper=sweeper,
     )

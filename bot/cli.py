@@ -1,4 +1,4 @@
-"""`incident-bot` command line: demo, drill, validate, postmortem.
+"""`incident-bot` command line: demo, drill, validate, postmortem, report, and more.
 
 Each subcommand is a small function; errors a user can fix are printed as one
 line on stderr with exit status 1 or 2, never as a traceback.
@@ -8,13 +8,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+from datetime import date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
-from bot.config import Settings, SettingsError, database_missing, load_settings
+from bot.config import (
+    Settings,
+    SettingsError,
+    database_file,
+    database_missing,
+    load_settings,
+)
 from bot.database import _redact, is_postgres
 from bot.runbook import validate_paths
 from bot.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from bot.report import DrillNote
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
@@ -92,6 +105,100 @@ def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
         print(f"incident-bot: {written.kept} {why}, so it was kept; the review is beside it")
     print(written.path)
     return 0
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    """Response metrics across incidents (DESIGN §9); a reader: beside `serve`, never creating
+    a database. Drills are counted apart: `--drill` reports on the drill database."""
+    from bot.clock import utc_now
+    from bot.report import (
+        build_report,
+        gather,
+        render_csv,
+        render_json,
+        render_markdown,
+    )
+
+    day: date | None = None
+    if args.since is not None:
+        try:
+            if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", args.since):
+                raise ValueError(args.since)
+            day = date.fromisoformat(args.since)
+        except ValueError:
+            print(
+                f"--since {args.since[:40]!r} is not a date; write it as YYYY-MM-DD, "
+                "e.g. --since 2026-01-01",
+                file=sys.stderr,
+            )
+            return 2
+    out = Path(args.out) if args.out else None
+    fmt = args.format or (out.suffix.lstrip(".").lower() if out else "")
+    fmt = fmt if fmt in ("md", "json", "csv") else "md"
+    db, variable = (
+        (str(settings.drill_db), "INCIDENT_BOT_DRILL_DB")
+        if args.drill
+        else (settings.db, "INCIDENT_BOT_DB")
+    )
+    if database_missing(db):
+        print(f"There is no database at {db} ({variable})", file=sys.stderr)
+        return 1
+    start = datetime.combine(day, time(), ZoneInfo(settings.timezone)) if day else None
+    store = Store(db)
+    try:
+        record = gather(store, start)
+    finally:
+        store.close()
+    drills = None if args.drill else _drill_note(settings, start)
+    report = build_report(
+        record,
+        utc_now(),
+        _redact(db),
+        since=day,
+        timezone=settings.timezone,
+        drill=args.drill,
+        drills=drills,
+    )
+    charts: dict[str, str] = {}
+    if fmt == "md" and out is not None:
+        from bot.report_chart import draw_report_charts
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        charts = draw_report_charts(report, out, settings.language)
+    if fmt == "json":
+        text = render_json(report)
+    elif fmt == "csv":
+        text = render_csv(report)
+    else:
+        text = render_markdown(report, settings.language, charts)
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8", newline="")
+    tmp.replace(out)
+    print(out)
+    for name in charts.values():
+        print(out.with_name(name))
+    return 0
+
+
+def _drill_note(settings: Settings, since: datetime | None) -> DrillNote | None:
+    """How many closed drills the drill database holds (it is counted apart)."""
+    from bot.report import DrillNote
+
+    path = settings.drill_db
+    live = database_file(settings.db)
+    if live is not None and path.resolve() == live.resolve():
+        return None  # one file for both: nothing apart to count
+    if not path.is_file():
+        return DrillNote(str(path), None)
+    store = Store(path)
+    try:
+        return DrillNote(str(path), store.count_since(since, closed=True))
+    finally:
+        store.close()
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -231,6 +338,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check runbooks; prints file:line: message per problem")
     p.add_argument("paths", nargs="*", help="files or folders (default: the runbook folder)")
     p.set_defaults(run=_validate)
+
+    p = sub.add_parser("report", help="response metrics across incidents (Markdown, JSON, CSV)")
+    p.add_argument("--since", help="only incidents declared on or after this day (YYYY-MM-DD)")
+    p.add_argument(
+        "--format",
+        choices=("md", "json", "csv"),
+        default=None,
+        help="md (default; with charts beside --out), json or csv (default: from --out's suffix)",
+    )
+    p.add_argument("--out", help="write here (and the charts beside it) instead of to stdout")
+    p.add_argument("--drill", action="store_true", help="the drill database's incidents instead")
+    p.set_defaults(run=_report)
 
     p = sub.add_parser("postmortem", help="(re)compile an incident's postmortem")
     p.add_argument("incident", help="incident id, e.g. INC-12")

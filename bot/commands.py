@@ -45,9 +45,10 @@ USAGE: dict[str, str] = {
     "lesson": "/incident lesson well|wrong|lucky TEXT…",
     "review": "/incident review",
     "action": "/incident action TEXT… [@owner] [due YYYY-MM-DD] [p1|p2|p3] [LINK]",
-    "actions": "/incident actions",
+    "actions": "/incident actions [done N]",
     "postmortem": "/incident postmortem",
     "status": "/incident status",
+    "catchup": "/incident catchup",
     "list": "/incident list",
     "runbooks": "/incident runbooks",
     "help": "/incident help",
@@ -59,10 +60,10 @@ _NO_ARGS = {
     "resolved",
     "close",
     "status",
+    "catchup",
     "list",
     "runbooks",
     "help",
-    "actions",
     "postmortem",
     "review",
 }
@@ -116,6 +117,7 @@ class Command:
     category: str | None = None  # factor: people … environment; lesson: well | wrong | lucky
     priority: str | None = None  # action: p1 | p2 | p3
     link: str | None = None  # action: the tracker issue, an http(s) URL
+    number: int | None = None  # actions done N: which follow-up
 
 
 def parse_mention(token: str) -> Mention | None:
@@ -301,6 +303,17 @@ def _link(token: str) -> str:
     return token
 
 
+def _actions(rest: str) -> Command:
+    """`actions` lists the open follow-ups; `actions done N` (or `done #N`) marks one done."""
+    if not rest:
+        return Command("actions")
+    words = rest.split()
+    number = words[1].removeprefix("#") if len(words) == 2 else ""
+    if words[0].lower() != "done" or not re.fullmatch(r"[0-9]{1,9}", number):
+        raise _fail("actions", "actions_done_needs_number", given=rest[:40])
+    return Command("actions", number=int(number))
+
+
 def _factor(rest: str) -> Command:
     parts = rest.split(None, 1)
     head = parts[0] if parts else ""
@@ -328,6 +341,7 @@ _PARSERS: dict[str, Callable[[str], Command]] = {
     "skip": _skip,
     "sev": _sev,
     "action": _action,
+    "actions": _actions,
     "snooze": _snooze,
     "factor": _factor,
     "lesson": _lesson,

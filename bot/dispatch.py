@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.catchup import LEAVE_OUT, TIMELINE_LINES, catchup_text
 from bot.chat import Button, ChatPort
 from bot.clock import utc_now
 from bot.commands import REVIEW_VERBS, USAGE, Command, Mention, parse
@@ -47,7 +48,7 @@ from bot.store import database_unavailable
 log = logging.getLogger(__name__)
 REPEAT_WINDOW = timedelta(seconds=5)  # the same request again within this is a double click
 DELIVERY_WINDOW = timedelta(minutes=5)  # Slack's signature window: a delivery is valid this long
-READ_ONLY = {"status", "list", "runbooks", "help", "actions", ""}
+READ_ONLY = {"status", "list", "runbooks", "help", "actions", "catchup", ""}
 GIVE_UP_AFTER = 3  # tries of a request that fails before it is set aside
 RETRY_AFTER = 1.0  # seconds before a failed request is tried again (times the tries so far)
 UNAVAILABLE_RETRY = 5.0  # seconds between tries while the database cannot be written
@@ -512,6 +513,8 @@ def _postmortem(h: CommandHandler, c: Command, ctx: Context) -> Result:
 
 
 def _actions(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    if c.number is not None:  # `actions done N`
+        return h.publish(h.service.complete_action(h.incident_id(ctx), c.number, ctx.actor), ctx)
     actions = [
         {
             "id": a.id,
@@ -596,6 +599,18 @@ def _status(h: CommandHandler, c: Command, ctx: Context) -> Result:
     return h.answer(ctx, status_text(h.render, view, h.service.clock.now()))
 
 
+def _catchup(h: CommandHandler, c: Command, ctx: Context) -> Result:
+    """Where the incident stands, privately: also offered to whoever joins its channel."""
+    incident_id = h.incident_id(ctx)
+    view = h.service.view(incident_id)
+    updates = h.service.latest(incident_id, 1, kinds=("update",))
+    recent = h.service.latest(incident_id, TIMELINE_LINES, leave_out=LEAVE_OUT)
+    text = catchup_text(
+        h.render, view, updates[-1] if updates else None, recent, h.service.clock.now()
+    )
+    return h.answer(ctx, text)
+
+
 def _list(h: CommandHandler, c: Command, ctx: Context) -> Result:
     return h.answer(ctx, list_text(h.render, h.service.active(), h.chat.channel_link))
 
@@ -639,6 +654,7 @@ _HANDLERS: dict[str, Callable[[CommandHandler, Command, Context], Result]] = {
     "actions": _actions,
     "postmortem": _postmortem,
     "status": _status,
+    "catchup": _catchup,
     "list": _list,
     "runbooks": _runbooks,
     "help": _help,

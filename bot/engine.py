@@ -24,6 +24,7 @@ from bot.errors import (
 from bot.events import (
     TEXT_KINDS,
     ActionAdded,
+    ActionDone,
     Closed,
     Declared,
     Factor,
@@ -330,6 +331,22 @@ class IncidentService:
             )
             return self._commit(incident_id, [event])
 
+    def complete_action(self, incident_id: int, action_id: int, actor: str) -> Change:
+        """Mark one of the incident's follow-up actions done; allowed after close (that is
+        when follow-ups get done). The report counts which were done by their due date."""
+        with self.store.transaction():
+            incident = self._existing(incident_id)
+            action = self.store.action(action_id)
+            if action is None or action.incident_id != incident_id:
+                raise UnknownName("unknown_action", given=f"#{action_id}", ref=incident.ref)
+            now = self.clock.now()
+            if not self.store.complete_action(action_id, now):
+                raise InvalidTransition("action_already_done", number=action_id, at=action.done_at)
+            event = self.store.append_event(
+                incident_id, now, actor, ActionDone(action_id, action.due), action.text
+            )
+            return self._commit(incident_id, [event])
+
     # --- the plan -----------------------------------------------------------------
 
     def done(self, incident_id: int, step: str, actor: str) -> Change:
@@ -468,6 +485,18 @@ class IncidentService:
                 ),
                 phase_started_at=runs[-1].started_at if runs else incident.started_at,
             )
+
+    def latest(
+        self,
+        incident_id: int,
+        limit: int,
+        kinds: tuple[str, ...] = (),
+        leave_out: tuple[str, ...] = (),
+    ) -> list[Event]:
+        """The newest `limit` events of the timeline (of `kinds`; none of `leave_out`),
+        oldest first: what a catch-up shows without reading the whole record."""
+        self._existing(incident_id)
+        return self.store.last_events(incident_id, limit, kinds, leave_out)
 
     def actions(self, incident_id: int) -> list[Action]:
         self._existing(incident_id)

@@ -34,6 +34,7 @@ class EventKind(StrEnum):
     LESSON = "lesson"
     REVIEW_REVISED = "review_revised"
     ACTION_ADDED = "action_added"
+    ACTION_DONE = "action_done"
     STEP_DONE = "step_done"
     STEP_SKIPPED = "step_skipped"
     PHASE_STARTED = "phase_started"
@@ -165,6 +166,15 @@ class ActionAdded(Payload):
 
 
 @dataclass(frozen=True)
+class ActionDone(Payload):
+    """A follow-up action marked done (its text is the event's text)."""
+
+    kind = EventKind.ACTION_DONE
+    action: int
+    due: str | None = None  # YYYY-MM-DD, as it was due
+
+
+@dataclass(frozen=True)
 class StepDone(Payload):
     kind = EventKind.STEP_DONE
     step: str
@@ -257,6 +267,7 @@ PAYLOADS: dict[EventKind, type[Payload]] = {
         Lesson,
         ReviewRevised,
         ActionAdded,
+        ActionDone,
         StepDone,
         StepSkipped,
         PhaseStarted,

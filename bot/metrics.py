@@ -16,7 +16,7 @@ from bot.review import KINDS as REVIEW_KINDS
 from bot.runbook import SEVERITIES, Phase, Step
 
 # writing the review and planning follow-ups is not responding to the incident
-_AFTERWORD = frozenset((*REVIEW_KINDS, "action_added"))
+AFTERWORD = frozenset((*REVIEW_KINDS, "action_added", "action_done"))
 
 
 @dataclass(frozen=True)
@@ -64,17 +64,24 @@ def response_metrics(incident: Incident, events: list[Event]) -> list[Metric]:
     """Time to assemble, mitigate and resolve. Assembling ends with the first thing someone
     other than the declarer does in the response (the declarer's own `assign` is not a
     responder arriving; neither is the bot, nor review writing)."""
-    targets = incident.runbook.targets
-    joined = next(
-        (
-            e.at
-            for e in events
-            if e.actor not in ("bot", incident.declared_by)
-            and e.kind not in _AFTERWORD
-            and (incident.resolved_at is None or e.at <= incident.resolved_at)
-        ),
-        None,
+    joined = next((e.at for e in events if counts_as_responding(incident, e)), None)
+    return metrics_at(incident, joined)
+
+
+def counts_as_responding(incident: Incident, event: Event) -> bool:
+    """Whether `event` is someone arriving in the response (see response_metrics). The
+    report asks the database the same question (Store.closed_incidents_since)."""
+    return (
+        event.actor not in ("bot", incident.declared_by)
+        and event.kind not in AFTERWORD
+        and (incident.resolved_at is None or event.at <= incident.resolved_at)
     )
+
+
+def metrics_at(incident: Incident, joined: datetime | None) -> list[Metric]:
+    """The three response metrics, given when the first responder other than the declarer
+    acted (None: nobody did)."""
+    targets = incident.runbook.targets
 
     def since_start(moment: datetime | None) -> timedelta | None:
         return moment - incident.started_at if moment else None

@@ -156,3 +156,4 @@ class Action:
     created_at: datetime
     priority: str | None = None  # p1 (most urgent) | p2 | p3
     link: str | None = None  # the tracker issue (http/https)
+    done_at: datetime | None = None  # when it was marked done (status "done")

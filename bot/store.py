@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -136,6 +136,10 @@ MIGRATIONS: list[list[str]] = [
     [  # 8: replicas: a Slack delivery is journaled once, whichever replica it reached
         "DROP INDEX inbox_delivery",
         "CREATE UNIQUE INDEX inbox_delivery ON inbox (delivery) WHERE delivery IS NOT NULL",
+    ],
+    [  # 9: a follow-up action marked done (`/incident actions done N`), and when: the
+        # report counts those done by their due date
+        "ALTER TABLE actions ADD COLUMN done_at TEXT",
     ],
 ]
 _APP_ID = 0x1D3B07  # marks a SQLite file as this bot's database (PRAGMA application_id)
@@ -927,6 +931,187 @@ class Store:
         rows = self._db.rows(sql + " RETURNING id", params)
         return _new_id(rows[0]["id"])
 
+    # --- across incidents (issue 17): the report, the App Home, catch-ups ------------
+    # Read-only queries over many incidents, plus marking a follow-up done. Portable SQL
+    # (SQLite and PostgreSQL): `?` parameters, ISO-8601 UTC text compared as strings.
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Store]:
+        """Several reads that see one moment of the database, without taking the write
+        lock (SQLite: a deferred transaction, writers in WAL mode go on meanwhile, also
+        another process's `serve`; PostgreSQL: a repeatable-read transaction). Inside a
+        transaction it joins it. For reads only."""
+        if self.in_transaction:
+            yield self
+            return
+        if isinstance(self._db, SQLiteDatabase):
+            with self._db.lock:
+                self._db.conn.execute("BEGIN")
+                try:
+                    yield self
+                finally:
+                    if self._db.conn.in_transaction:
+                        self._db.conn.execute("COMMIT")
+            return
+        with self.transaction():
+            self._db.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield self
+
+    def _closed_since(self, since: datetime | None) -> tuple[str, list[Any]]:
+        """The report's selection: closed incidents declared at or after `since`."""
+        if since is None:
+            return "i.status = 'closed'", []
+        return "i.status = 'closed' AND i.started_at >= ?", [iso(since)]
+
+    def closed_incidents_since(
+        self, since: datetime | None, not_responding: Iterable[str]
+    ) -> list[tuple[Incident, datetime | None]]:
+        """Closed incidents (oldest first), each with when its first responder acted: the
+        first event, in timeline order, by someone other than the bot and the declarer,
+        of no kind in `not_responding`, not after the incident was resolved (what
+        metrics.response_metrics finds by reading the whole timeline; here each incident's
+        timeline is read through its index only until that event)."""
+        where, params = self._closed_since(since)
+        kinds = list(not_responding)
+        marks = ",".join("?" * len(kinds)) or "''"
+        rows = self._db.rows(
+            "SELECT i.*, (SELECT e.at FROM events e WHERE e.incident_id = i.id "
+            "AND e.actor <> 'bot' AND (i.declared_by IS NULL OR e.actor <> i.declared_by) "
+            f"AND e.kind NOT IN ({marks}) "
+            "AND (i.resolved_at IS NULL OR e.at <= i.resolved_at) "
+            f"ORDER BY e.id LIMIT 1) AS first_response FROM incidents i WHERE {where} "
+            "ORDER BY i.id",
+            [*kinds, *params],
+        )
+        result = []
+        for row in rows:
+            first = row.pop("first_response")
+            result.append((_incident(row), _dt(first)))
+        return result
+
+    def step_records_since(self, since: datetime | None) -> dict[int, dict[str, StepRecord]]:
+        """The step records of the report's incidents, by incident."""
+        where, params = self._closed_since(since)
+        rows = self._db.rows(
+            'SELECT s.incident_id, s.step_id, s.state, s.at, s."by", s.reason FROM steps s '
+            f"JOIN incidents i ON i.id = s.incident_id WHERE {where}",
+            params,
+        )
+        records: dict[int, dict[str, StepRecord]] = {}
+        for r in rows:
+            records.setdefault(r["incident_id"], {})[r["step_id"]] = StepRecord(
+                r["step_id"], r["state"], parse_iso(r["at"]), r["by"], r["reason"] or ""
+            )
+        return records
+
+    def phase_runs_since(self, since: datetime | None) -> dict[int, list[PhaseRun]]:
+        """The phase runs of the report's incidents, by incident, in order."""
+        where, params = self._closed_since(since)
+        rows = self._db.rows(
+            "SELECT p.id, p.incident_id, p.phase_id, p.started_at, p.ended_at FROM phase_runs p "
+            f"JOIN incidents i ON i.id = p.incident_id WHERE {where} ORDER BY p.incident_id, p.id",
+            params,
+        )
+        runs: dict[int, list[PhaseRun]] = {}
+        for r in rows:
+            runs.setdefault(r["incident_id"], []).append(
+                PhaseRun(r["phase_id"], parse_iso(r["started_at"]), _dt(r["ended_at"]), r["id"])
+            )
+        return runs
+
+    def actions_since(self, since: datetime | None) -> list[Action]:
+        """The follow-up actions of the report's incidents."""
+        where, params = self._closed_since(since)
+        rows = self._db.rows(
+            f"SELECT a.* FROM actions a JOIN incidents i ON i.id = a.incident_id WHERE {where} "
+            "ORDER BY a.id",
+            params,
+        )
+        return [_action(r) for r in rows]
+
+    def count_since(self, since: datetime | None, closed: bool) -> int:
+        """How many incidents declared since `since` are closed (or not closed yet)."""
+        sql = "SELECT COUNT(*) AS n FROM incidents WHERE status " + ("=" if closed else "<>")
+        sql += " 'closed'"
+        params: list[Any] = []
+        if since is not None:
+            sql, params = sql + " AND started_at >= ?", [iso(since)]
+        return int(self._db.rows(sql, params)[0]["n"])
+
+    def holders_of(self, incident_ids: list[int]) -> dict[int, dict[str, str]]:
+        """Who holds which role now, for several incidents in one query."""
+        if not incident_ids:
+            return {}
+        marks = ",".join("?" * len(incident_ids))
+        rows = self._db.rows(
+            'SELECT incident_id, role_id, "user" FROM holdings '
+            f"WHERE until IS NULL AND incident_id IN ({marks}) ORDER BY id",
+            list(incident_ids),
+        )
+        holders: dict[int, dict[str, str]] = {i: {} for i in incident_ids}
+        for r in rows:
+            holders[r["incident_id"]][r["role_id"]] = r["user"]
+        return holders
+
+    def open_actions_of(self, owner: str, limit: int = 200) -> list[Action]:
+        """Open follow-up actions one person owns, across incidents (oldest first)."""
+        rows = self._db.rows(
+            "SELECT * FROM actions WHERE owner = ? AND status = 'open' ORDER BY id LIMIT ?",
+            [owner, limit],
+        )
+        return [_action(r) for r in rows]
+
+    def recently_closed(self, limit: int) -> list[tuple[Incident, dict[str, Any] | None]]:
+        """The last `limit` incidents closed (newest first), each with its postmortem record."""
+        rows = self._db.rows(
+            "SELECT * FROM incidents WHERE status = 'closed' ORDER BY closed_at DESC, id DESC "
+            "LIMIT ?",
+            [limit],
+        )
+        incidents = [_incident(r) for r in rows]
+        if not incidents:
+            return []
+        marks = ",".join("?" * len(incidents))
+        reviews = {
+            r["incident_id"]: r
+            for r in self._db.rows(
+                f"SELECT * FROM postmortems WHERE incident_id IN ({marks})",
+                [i.id for i in incidents],
+            )
+        }
+        return [(i, reviews.get(i.id)) for i in incidents]
+
+    def last_events(
+        self,
+        incident_id: int,
+        limit: int,
+        kinds: tuple[str, ...] = (),
+        leave_out: tuple[str, ...] = (),
+    ) -> list[Event]:
+        """The newest `limit` events of one incident (of `kinds`, if given; none of
+        `leave_out`), oldest first."""
+        sql = "SELECT * FROM events WHERE incident_id = ?"
+        params: list[Any] = [incident_id]
+        if kinds:
+            sql, params = sql + f" AND kind IN ({','.join('?' * len(kinds))})", params + [*kinds]
+        if leave_out:
+            marks = ",".join("?" * len(leave_out))
+            sql, params = sql + f" AND kind NOT IN ({marks})", params + [*leave_out]
+        rows = self._db.rows(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [_event(r) for r in reversed(rows)]
+
+    def complete_action(self, action_id: int, at: datetime) -> bool:
+        """Mark an open follow-up action done; False when it was not open."""
+        with self.transaction():
+            return (
+                self._db.run(
+                    "UPDATE actions SET status = 'done', done_at = ? "
+                    "WHERE id = ? AND status = 'open'",
+                    [iso(at), action_id],
+                )
+                == 1
+            )
+
 
 def _columns(fields: dict[str, Any]) -> list[str]:
     unknown = set(fields) - _INCIDENT_COLUMNS
@@ -978,6 +1163,7 @@ def _action(r: dict[str, Any]) -> Action:
         parse_iso(r["created_at"]),
         r.get("priority"),
         r.get("link"),
+        _dt(r.get("done_at")),
     )
 
 

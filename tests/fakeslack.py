@@ -101,6 +101,7 @@ class FakeSlack:
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._pins: dict[str, list[str]] = {}
         self._views: dict[str, dict[str, Any]] = {}
+        self._homes: dict[str, dict[str, Any]] = {}  # user id -> their published Home tab
         self._files: dict[str, dict[str, Any]] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._counter = 0
@@ -121,6 +122,7 @@ class FakeSlack:
             "views.open": self._views_open,
             "views.update": self._views_update,
             "views.push": self._views_push,
+            "views.publish": self._views_publish,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "users.info": self._users_info,
@@ -269,6 +271,12 @@ class FakeSlack:
         """View id -> the view as last opened/updated."""
         with self._cond:
             return copy.deepcopy(self._views)
+
+    @property
+    def homes(self) -> dict[str, dict[str, Any]]:
+        """User id -> the Home tab view last published for them."""
+        with self._cond:
+            return copy.deepcopy(self._homes)
 
     @property
     def uploads(self) -> dict[str, dict[str, Any]]:
@@ -622,6 +630,32 @@ class FakeSlack:
             raise SlackError("hash_conflict")
         return self._store_view(view_id, args.get("view"))
 
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = args.get("user_id")
+        if not isinstance(user, str) or not user.startswith(("U", "W")):
+            raise SlackError("invalid_arguments", "invalid `user_id`")
+        view = args.get("view")
+        _check_home_view(view)
+        old = self._homes.get(user)
+        if args.get("hash") and (old is None or args["hash"] != old["hash"]):
+            raise SlackError("hash_conflict")
+        self._counter += 1
+        view_id = old["id"] if old else self._new_id("V")
+        stored = {
+            "team_id": TEAM_ID,
+            "app_id": "AFAKE",
+            "bot_id": BOT_ID,
+            "callback_id": "",
+            "private_metadata": "",
+            "external_id": "",
+            "state": {"values": {}},
+            **view,
+            "id": view_id,
+            "hash": f"{self._counter}.{view_id}",
+        }
+        self._homes[user] = stored
+        return {"view": copy.deepcopy(stored)}
+
     def _store_view(self, view_id: str, view: Any) -> dict[str, Any]:
         _check_view(view)
         stored = {
@@ -829,6 +863,31 @@ def _check_view(view: Any) -> None:
         raise SlackError("invalid_arguments", *exc.messages) from None
     if "submit" not in view and any(b.get("type") == "input" for b in blocks):
         raise bad("/view/submit", "must provide submit when the view has input blocks")
+
+
+def _check_home_view(view: Any) -> None:
+    """Raise SlackError the way views.publish refuses a Home tab: a `home` view of at most
+    100 valid blocks and 250 kB, with none of a modal's title or buttons."""
+
+    def bad(where: str, why: str) -> SlackError:
+        return SlackError("invalid_arguments", f"[ERROR] {why} [json-pointer:{where}]")
+
+    if not isinstance(view, dict):
+        raise bad("/view", "must be an object")
+    if view.get("type") != "home":
+        raise bad("/view/type", "must be home")
+    for key in ("title", "submit", "close"):
+        if key in view:
+            raise bad(f"/view/{key}", "is not allowed in a home view")
+    for key, most in (("callback_id", 255), ("external_id", 255), ("private_metadata", 3000)):
+        if len(str(view.get(key, ""))) > most:
+            raise bad(f"/view/{key}", f"must be at most {most} characters")
+    if len(json.dumps(view)) > 250_000:
+        raise SlackError("view_too_large")
+    try:
+        _check_blocks(view.get("blocks"), limit=100, pointer="/view/blocks")
+    except SlackError as exc:
+        raise SlackError("invalid_arguments", *exc.messages) from None
 
 
 # ---------------------------------------------------------------------- decoding helpers

@@ -194,6 +194,50 @@ def view_submission_body(
     return _interactivity(payload)
 
 
+def event_body(
+    event: dict[str, Any],
+    event_id: str = "Ev00000001",
+    team_id: str = "T1",
+    event_time: int = 1_700_000_000,
+) -> bytes:
+    """An Events API ``event_callback`` body (JSON), as Slack POSTs it to the request URL
+    (and as the payload of a Socket Mode ``events_api`` envelope: ``json.loads`` it)."""
+    payload = {
+        "token": "fake-verification-token",
+        "team_id": team_id,
+        "api_app_id": "AFAKE",
+        "event": {"event_ts": f"{event_time}.000100", **event},
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": event_time,
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": team_id,
+                "user_id": "UBOT",
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+    }
+    return json.dumps(payload).encode("utf-8")
+
+
+def home_opened(user: str, tab: str = "home") -> dict[str, Any]:
+    """The ``app_home_opened`` event of ``user`` opening one tab of the App Home."""
+    return {"type": "app_home_opened", "user": user, "channel": f"D{user}", "tab": tab}
+
+
+def member_joined(user: str, channel: str, inviter: str | None = None) -> dict[str, Any]:
+    """The ``member_joined_channel`` event of ``user`` joining ``channel``."""
+    event = {"type": "member_joined_channel", "user": user, "channel": channel}
+    event.update(channel_type="C", team="T1")
+    if inviter:
+        event["inviter"] = inviter
+    return event
+
+
 def post(
     url: str, body: bytes, headers: dict[str, str], timeout: float = 10
 ) -> tuple[int, dict[str, str], str]:

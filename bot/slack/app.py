@@ -15,7 +15,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import Ack, App, BoltRequest
+from slack_bolt import Ack, App, BoltContext, BoltRequest
 from slack_sdk import WebClient
 
 from bot.bootstrap import Bot
@@ -31,6 +31,7 @@ from bot.slack.blocks import (
     start_modal,
     update_modal,
 )
+from bot.slack.home import DECLARE_ACTION, HomeTab
 from bot.slack.text import from_slack
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,10 @@ def create_app(
     signing_secret: str | None,
     executor: ThreadPoolExecutor,
     commands: Lanes,
+    home: HomeTab | None = None,
 ) -> App:
     """`executor` runs listeners (journal and ack: quick); `commands` carries requests out
-    afterwards, one at a time per incident."""
+    afterwards, one at a time per incident; `home` publishes Home tabs (none: not shown)."""
     app = App(
         client=client,
         listener_executor=executor,  # ours, so shutdown can wait for listeners in flight
@@ -60,10 +62,16 @@ def create_app(
     handler = bot.handler
     unrecorded = Throttled(UNRECORDED_LOG_EVERY)
 
-    def journaled(ack: Ack, payload: dict[str, Any], ctx: Context, request: BoltRequest) -> None:
+    def journaled(
+        ack: Ack,
+        payload: dict[str, Any],
+        ctx: Context,
+        request: BoltRequest,
+        delivery: str | None = None,
+    ) -> None:
         """Journal, acknowledge, wake the lane: a crash after the ack still runs it on restart."""
         try:
-            received = handler.receive(payload, ctx, delivery=_delivery(request))
+            received = handler.receive(payload, ctx, delivery=delivery or _delivery(request))
         except BotError as error:  # e.g. a button used outside its incident's channel
             ack()
             handler.refuse(ctx, error)  # privately, like every refusal (a button's ack shows none)
@@ -176,6 +184,46 @@ def create_app(
         )
         journaled(ack, {"text": f"update {text}"}, ctx, request)
 
+    # --- the Events API (issue 17): Slack acknowledges these for us, before they run ---
+
+    @app.event("app_home_opened", matchers=[home_tab_opened])
+    def home_opened(event: dict[str, Any]) -> None:
+        if home is not None:
+            home.opened(event["user"])
+
+    @app.event("app_home_opened")
+    def other_tab_opened() -> None:
+        """The Messages or About tab: nothing to publish."""
+
+    @app.action(DECLARE_ACTION)
+    def declare_from_home(ack: Ack, body: dict[str, Any]) -> None:
+        """The Home tab's *Declare an incident*: the start form, as a bare `/incident` opens."""
+        ack()
+        modal = start_modal(handler.render, bot.catalog.all(), "")
+        client.views_open(trigger_id=body["trigger_id"], view=modal)
+
+    @app.event("member_joined_channel")
+    def member_joined(
+        ack: Ack,
+        body: dict[str, Any],
+        event: dict[str, Any],
+        context: BoltContext,
+        request: BoltRequest,
+    ) -> None:
+        """Whoever joins an open incident's channel is offered the catch-up, privately (an
+        ephemeral message): a journaled `catchup` in the incident's lane, so it shows the
+        record as of the commands before it. Not the bot itself, not the declarer (invited
+        as the channel opened)."""
+        user, channel = event.get("user"), event.get("channel")
+        if not isinstance(user, str) or not isinstance(channel, str) or user == context.bot_user_id:
+            return
+        incident = bot.service.incident_for_channel(channel)
+        if incident is None or incident.is_closed or user == incident.declared_by:
+            return
+        event_id = body.get("event_id")
+        delivery = f"evt:{event_id}" if isinstance(event_id, str) and event_id else None
+        journaled(ack, {"text": "catchup"}, Context(actor=user, channel=channel), request, delivery)
+
     return app
 
 
@@ -187,6 +235,11 @@ def _delivery(request: BoltRequest) -> str | None:
         if values and values[0]:
             return f"{prefix}:{values[0]}"
     return None
+
+
+def home_tab_opened(event: dict[str, Any]) -> bool:
+    """`app_home_opened` for the Home tab (not Messages or About) of a person."""
+    return event.get("tab") == "home" and isinstance(event.get("user"), str)
 
 
 def _asks_for_review_form(body: dict[str, Any]) -> bool:

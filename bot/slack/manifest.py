@@ -21,7 +21,11 @@ SCOPES: dict[str, str] = {
     "pins:write": "pins.add for the plan message",
     "im:write": "conversations.open for role briefings by direct message",
     "files:write": "files.getUploadURLExternal / completeUploadExternal for the postmortem",
+    "channels:read": "member_joined_channel in public incident channels (the catch-up offered)",
+    "groups:read": "member_joined_channel in private incident channels (the catch-up offered)",
 }
+# what the bot subscribes to; app_home_opened needs no scope, views.publish neither
+BOT_EVENTS = ("app_home_opened", "member_joined_channel")
 
 
 def manifest(url: str | None = None, name: str = "Incident Bot") -> dict[str, Any]:
@@ -36,11 +40,13 @@ def manifest(url: str | None = None, name: str = "Incident Bot") -> dict[str, An
         "org_deploy_enabled": False,
         "socket_mode_enabled": url is None,
         "token_rotation_enabled": False,
+        "event_subscriptions": {"bot_events": list(BOT_EVENTS)},
     }
     if url:
         endpoint = url.rstrip("/") + "/slack/events"
         command["url"] = endpoint
         settings["interactivity"]["request_url"] = endpoint
+        settings["event_subscriptions"]["request_url"] = endpoint
     return {
         "_metadata": {"major_version": 1, "minor_version": 1},
         "display_information": {
@@ -49,6 +55,12 @@ def manifest(url: str | None = None, name: str = "Incident Bot") -> dict[str, An
             "background_color": "#b91c1c",
         },
         "features": {
+            # the Home tab lists incidents and follow-ups; the Messages tab shows briefings
+            "app_home": {
+                "home_tab_enabled": True,
+                "messages_tab_enabled": True,
+                "messages_tab_read_only_enabled": True,
+            },
             "bot_user": {"display_name": "incident-bot", "always_online": True},
             "slash_commands": [command],
         },

@@ -15,7 +15,15 @@ import pytest
 
 from tests.e2e.test_serve import SECRET, _env, _free_port, _wait_healthy
 from tests.fakeslack import FakeSlack
-from tests.slackreq import block_action_body, post, sign, slash_body
+from tests.slackreq import (
+    block_action_body,
+    event_body,
+    home_opened,
+    member_joined,
+    post,
+    sign,
+    slash_body,
+)
 from tests.socketmode import FakeSocketMode
 
 
@@ -131,3 +139,27 @@ def test_socket_mode_listens_on_loopback_by_default(socket_bot):
         if int(local.split(":")[1], 16) == port
     ]
     assert ours == ["0100007F:" + f"{port:04X}"]  # 127.0.0.1, not 0.0.0.0
+
+
+def test_socket_mode_events_publish_the_home_tab_and_offer_the_catch_up(socket_bot):
+    """Events API envelopes (`events_api`) reach the same listeners as over HTTP."""
+    fake, socket, _, _ = socket_bot
+    start = socket.send("slash_commands", _slash("start service-outage sev2 Socket events"))
+    socket.ack(start)
+    (created,) = fake.wait_for("conversations.create")
+    channel = created.response["channel"]["id"]
+    fake.wait_for("pins.add")
+
+    opened = socket.send("events_api", json.loads(event_body(home_opened("U1"), "EvSockHome")))
+    assert socket.ack(opened) == {"envelope_id": opened}
+    (published,) = fake.wait_for("views.publish")
+    assert published.args["user_id"] == "U1"
+    assert "Socket events" in json.dumps(published.args["view"]["blocks"])
+
+    joined = socket.send(
+        "events_api", json.loads(event_body(member_joined("U2", channel), "EvSockJoin"))
+    )
+    socket.ack(joined)
+    (offer,) = fake.wait_for("chat.postEphemeral")
+    assert (offer.args["user"], offer.args["channel"]) == ("U2", channel)
+    assert "Catching up on INC-1 Socket events" in offer.args["text"]

@@ -150,6 +150,9 @@ def test_a_database_from_before_review_fields_upgrades_and_keeps_its_actions(tmp
     try:
         (action,) = store.actions(1)
         assert (action.text, action.priority, action.link) == ("Pin the pool", None, None)
+        assert action.done_at is None  # marking follow-ups done came later (schema 8)
+        assert store.complete_action(action.id, action.created_at)
+        assert store.action(action.id).done_at == action.created_at
         store.add_action(
             1, "Alert", None, None, action.created_at, priority="p1", link="https://x.example/1"
         )

@@ -35,3 +35,26 @@ def test_percentile_interpolates_between_samples():
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert percentile([5.0], 99) == 5.0
     assert percentile(range(101), 99) == 99.0
+
+
+def test_the_report_benchmark_seeds_a_record_the_report_reads_like_the_engine_s(tmp_path):
+    from benchmarks.report import seed
+    from bot.metrics import response_metrics, step_outcomes
+    from bot.report import gather
+    from bot.store import Store
+
+    assert seed(tmp_path / "r.db", incidents=8, per_incident=60) == 8 * 60
+    store = Store(tmp_path / "r.db")
+    try:
+        record = gather(store, None)
+        assert len(record.incidents) == 8 and len(record.actions) == 16
+        verdicts = set()
+        for item in record.incidents:
+            incident, events = item.incident, store.events(item.incident.id)
+            assert [e.at for e in events] == sorted(e.at for e in events)
+            assemble = response_metrics(incident, events)[0].actual
+            assert item.first_response == incident.started_at + assemble
+            verdicts |= {o.verdict for o in step_outcomes(incident, item.steps, item.runs)}
+        assert {"on_time", "late", "skipped", "not_done"} <= verdicts
+    finally:
+        store.close()

@@ -525,3 +525,28 @@ _plain_text = (
 @given(_plain_text)
 def test_plain_note_text_is_kept_exactly(text: str) -> None:
     assert parse(f"note {text}").text == text
+
+
+def test_actions_lists_and_actions_done_marks_one_by_number() -> None:
+    assert parse("actions") == Command("actions")
+    assert parse("actions done 3") == Command("actions", number=3)
+    assert parse("ACTIONS Done #12") == Command("actions", number=12)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["actions done", "actions done three", "actions 3", "actions done 3 4", "actions done ²"],
+)
+def test_actions_done_without_a_plain_number_is_refused_with_the_right_form(text: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse(text)
+    assert info.value.key == "actions_done_needs_number"
+    assert "/incident actions [done N]" in str(info.value)
+
+
+def test_catchup_takes_nothing_and_its_usage_line_is_design_s() -> None:
+    assert USAGE["catchup"] == "/incident catchup"
+    assert parse("catchup") == Command("catchup")
+    with pytest.raises(ParseError) as info:
+        parse("catchup please")
+    assert info.value.key == "no_arguments"

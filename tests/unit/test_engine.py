@@ -292,3 +292,32 @@ def test_milestone_deadlines_appear_when_the_milestone_happens(service, clock):
     deadlines = {s.step.id: s.deadline for s in service.view(incident.id).steps}
     assert deadlines["2.1"] == START + timedelta(minutes=40, hours=1)
     assert deadlines["1.1"] == START + timedelta(minutes=15)
+
+
+def test_a_follow_up_is_marked_done_once_also_after_close(service, clock):
+    incident = _start(service)
+    change = service.add_action(
+        incident.id, "Pin pool size", "ben", owner="eli", due=date(2026, 1, 22)
+    )
+    (added,) = change.events
+    service.close(incident.id, "ana")
+    clock.advance(timedelta(days=2))
+    done = service.complete_action(incident.id, added.payload.action, "eli")
+    (event,) = done.events
+    assert (event.kind, event.actor, event.text) == ("action_done", "eli", "Pin pool size")
+    assert event.payload.due == "2026-01-22"
+    (action,) = service.store.actions(incident.id)
+    assert (action.status, action.done_at) == ("done", clock.now())
+    with pytest.raises(InvalidTransition) as again:
+        service.complete_action(incident.id, action.id, "eli")
+    assert again.value.key == "action_already_done"
+    assert kinds(service, incident.id).count("action_done") == 1
+
+
+def test_marking_another_incident_s_follow_up_done_is_refused(service):
+    first, second = _start(service), _start(service)
+    (added,) = service.add_action(first.id, "Pin pool size", "ben").events
+    with pytest.raises(UnknownName) as caught:
+        service.complete_action(second.id, added.payload.action, "ben")
+    assert caught.value.key == "unknown_action"
+    assert service.store.action(added.payload.action).status == "open"

@@ -196,3 +196,19 @@ def test_review_submission_takes_only_what_the_form_carried():
         "factors": {"people": ""},
         "lessons": {"lucky": "Low traffic"},
     }
+
+
+def test_manifest_enables_the_home_tab_and_subscribes_to_its_events():
+    for url in (None, "https://bot.example.com"):
+        data = yaml.safe_load(manifest_yaml(url))
+        assert data["features"]["app_home"]["home_tab_enabled"] is True
+        assert data["features"]["app_home"]["messages_tab_enabled"] is True  # briefings
+        events = data["settings"]["event_subscriptions"]
+        assert events["bot_events"] == ["app_home_opened", "member_joined_channel"]
+        scopes = data["oauth_config"]["scopes"]["bot"]
+        assert {"channels:read", "groups:read"} <= set(scopes)  # member_joined_channel
+    assert "request_url" not in yaml.safe_load(manifest_yaml())["settings"]["event_subscriptions"]
+    http = yaml.safe_load(manifest_yaml("https://bot.example.com"))
+    assert http["settings"]["event_subscriptions"]["request_url"] == (
+        "https://bot.example.com/slack/events"
+    )
