@@ -142,6 +142,9 @@ class Outgoing:
     due_at: datetime  # when it may be tried (next)
     created_at: datetime
     error: str | None = None
+    # None: the incident's chat lane; else the outbound target it goes to, in order of its own
+    # ("pagerduty", a webhook URL), so a slow receiver never holds up the channel
+    lane: str | None = None
 
 
 @dataclass(frozen=True)

@@ -236,6 +236,34 @@ def _m7_review(db: Database) -> None:
     db.table("postmortems").add_column("chart", str)
 
 
+def _m8_alerts(db: Database) -> None:
+    # Incidents declared from an Alertmanager alert group (bot/alerts.py): one open incident
+    # per group key. `open_key` holds the group key while the incident is open (UNIQUE: two
+    # deliveries of one group can never both declare) and is cleared once it is closed.
+    db.execute(
+        """CREATE TABLE alert_groups (
+            incident_id INTEGER PRIMARY KEY REFERENCES incidents (id),
+            group_key TEXT NOT NULL,
+            open_key TEXT UNIQUE,
+            status TEXT NOT NULL,
+            receiver TEXT,
+            announce TEXT,
+            summary TEXT NOT NULL,
+            received INTEGER NOT NULL DEFAULT 1,
+            first_at TEXT NOT NULL,
+            last_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX alert_groups_key ON alert_groups (group_key)")
+    # Outbound rows (pages, event webhooks) go out in a lane of their own per target
+    # (bot/outbox.py): NULL is the incident's chat lane, as before.
+    db.execute("ALTER TABLE outbox ADD COLUMN lane TEXT")
+    db.execute(
+        "CREATE INDEX outbox_lane_pending ON outbox (incident_id, lane, id) "
+        "WHERE state IN ('pending', 'sending')"
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial,
     _m2_reminders,
@@ -244,6 +272,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _m5_inbox,
     _m6_lanes_and_outbox,
     _m7_review,
+    _m8_alerts,
 ]
 _APP_ID = 0x1D3B07  # marks a file as this bot's database (PRAGMA application_id)
 
@@ -751,30 +780,41 @@ class Store:
     # --- the outbox: what changes say, delivered after they commit ------------
 
     def put_outgoing(
-        self, incident_id: int | None, kind: str, body: dict[str, Any], at: datetime
+        self,
+        incident_id: int | None,
+        kind: str,
+        body: dict[str, Any],
+        at: datetime,
+        lane: str | None = None,
     ) -> int:
         with self.transaction():
             cursor = self.db.execute(
-                "INSERT INTO outbox (incident_id, kind, body, due_at, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [incident_id, kind, json.dumps(body, ensure_ascii=False), iso(at), iso(at)],
+                "INSERT INTO outbox (incident_id, kind, body, due_at, created_at, lane) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [incident_id, kind, json.dumps(body, ensure_ascii=False), iso(at), iso(at), lane],
             )
             return _new_id(cursor.lastrowid)
 
     def next_outgoing(
-        self, incident_id: int | None, outgoing_id: int | None = None
+        self, incident_id: int | None, outgoing_id: int | None = None, lane: str | None = None
     ) -> Outgoing | None:
-        """The head of an incident's outbox (pending, oldest first); without an incident,
-        the one row `outgoing_id`."""
+        """The head of an incident's outbox (pending, oldest first) in its chat lane, or in
+        the outbound `lane`; without an incident, the one row `outgoing_id`."""
         if incident_id is None:
             rows = self._rows(
                 "SELECT * FROM outbox WHERE id = ? AND state = 'pending'", [outgoing_id]
             )
-        else:
+        elif lane is None:
             rows = self._rows(
                 "SELECT * FROM outbox WHERE incident_id = ? AND state = 'pending' "
-                "ORDER BY id LIMIT 1",
+                "AND lane IS NULL ORDER BY id LIMIT 1",
                 [incident_id],
+            )
+        else:
+            rows = self._rows(
+                "SELECT * FROM outbox WHERE incident_id = ? AND lane = ? AND state = 'pending' "
+                "ORDER BY id LIMIT 1",
+                [incident_id, lane],
             )
         return _outgoing(rows[0]) if rows else None
 
@@ -912,6 +952,69 @@ class Store:
         with self.transaction():
             self.db.execute(sql, params)
 
+    # --- alert groups (bot/alerts.py): one open incident per Alertmanager group ----
+
+    def open_alert_incident(self, group_key: str) -> int | None:
+        """The open incident of an alert group, if any. A group whose incident was closed
+        is released first, so its next firing declares a new one. Call it inside the
+        transaction that declares: the UNIQUE open key makes a second declaration fail."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE alert_groups SET open_key = NULL WHERE open_key = ? AND incident_id IN "
+                "(SELECT id FROM incidents WHERE status = 'closed')",
+                [group_key],
+            )
+            rows = self._rows(
+                "SELECT incident_id FROM alert_groups WHERE open_key = ?", [group_key]
+            )
+        return int(rows[0]["incident_id"]) if rows else None
+
+    def add_alert_group(
+        self,
+        incident_id: int,
+        group_key: str,
+        status: str,
+        receiver: str | None,
+        announce: str | None,
+        summary: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO alert_groups (incident_id, group_key, open_key, status, receiver, "
+                "announce, summary, first_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    incident_id,
+                    group_key,
+                    group_key,
+                    status,
+                    receiver,
+                    announce,
+                    json.dumps(summary, ensure_ascii=False),
+                    iso(at),
+                    iso(at),
+                ],
+            )
+
+    def update_alert_group(
+        self, incident_id: int, status: str, summary: dict[str, Any], at: datetime
+    ) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE alert_groups SET status = ?, summary = ?, received = received + 1, "
+                "last_at = ? WHERE incident_id = ?",
+                [status, json.dumps(summary, ensure_ascii=False), iso(at), incident_id],
+            )
+
+    def alert_group(self, incident_id: int) -> dict[str, Any] | None:
+        """The alert group an incident was declared from (its `summary` parsed), or None."""
+        rows = self._rows("SELECT * FROM alert_groups WHERE incident_id = ?", [incident_id])
+        if not rows:
+            return None
+        row = rows[0]
+        row["summary"] = json.loads(row["summary"])
+        return row
+
     # --- helpers ------------------------------------------------------------
 
     def _rows(
@@ -993,6 +1096,7 @@ def _outgoing(row: dict[str, Any]) -> Outgoing:
         due_at=parse_iso(row["due_at"]),
         created_at=parse_iso(row["created_at"]),
         error=row["error"],
+        lane=row.get("lane"),
     )
 
 
