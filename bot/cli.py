@@ -116,7 +116,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.logs import setup_logging
     from bot.slack.server import StartupError, serve
 
-    secrets = [settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret]
+    secrets = [
+        settings.slack_bot_token,
+        settings.slack_app_token,
+        settings.slack_signing_secret,
+        settings.webhook_token,
+        settings.pagerduty_routing_key,
+        settings.notify_secret,
+    ]
     setup_logging(settings.log_format == "json", [s for s in secrets if s])
     try:
         return serve(settings, http=args.http, port=args.port, host=args.host)

@@ -170,7 +170,7 @@ class Outbound:
             if self.settings.pagerduty_key:
                 self._page(incident, payload)
             data = {"event": event.id, **to_data(payload)}
-            self._notify(incident, kind, event.at.isoformat(), event.actor, data)
+            self._notify(incident, kind, iso(event.at), event.actor, data)
 
     def review_published(self, incident: Incident, path: str, at: str) -> None:
         """The review was (re)written and shared: a `postmortem` event for the webhooks."""

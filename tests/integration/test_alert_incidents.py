@@ -5,6 +5,7 @@ left open, the route's announce channel, and the alert in the plan and the revie
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -207,3 +208,31 @@ def test_the_review_shows_the_alert_group_it_was_declared_from(alerting):
         in review
     )
     assert "from an alert; nobody held Response lead (incident commander) yet" in review
+
+
+def test_two_notifications_journaled_before_either_ran_declare_once(alerting):
+    """Both found no open incident when they arrived (each in a lane of its own); the
+    decision inside the declaring transaction makes the second a line of the first, also
+    when the two lanes run at the same moment."""
+    first = group(alerts=[alert(fingerprint="one")])
+    second = group(alerts=[alert(fingerprint="one"), alert(fingerprint="two")])
+    for data in (first, second):
+        alerting.now += timedelta(seconds=1)
+        assert alerting.intake.receive(json.dumps(data).encode()).body["incident"] is None
+    lanes, alerting.lanes[:] = list(alerting.lanes), []
+    assert len(set(lanes)) == 2
+    start = threading.Barrier(2)
+
+    def run(lane) -> None:
+        start.wait()
+        while alerting.bot.handler.run_next(lane) == 0:
+            pass
+
+    threads = [threading.Thread(target=run, args=(lane,)) for lane in lanes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert [i.id for i in alerting.bot.store.incidents(include_closed=True)] == [1]
+    assert len(alerting.bot.store.events(1, kinds=("alert",))) == 1
+    assert alerting.bot.store.unfinished_requests() == []
