@@ -89,7 +89,7 @@ def seed_incident(service, reminders, clock, size: int) -> int:  # noqa: ANN001
     def count() -> int:
         # every event since this incident's first is its own (one writer, earlier incidents'
         # reminders cancelled), so the newest id tells the count without scanning
-        newest = store.db.execute("SELECT MAX(id) FROM events").fetchone()[0]
+        newest = store.query("SELECT MAX(id) AS newest FROM events")[0]["newest"]
         return int(newest) - first_event + 1
 
     with store.transaction():

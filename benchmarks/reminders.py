@@ -119,9 +119,12 @@ def run(quick: bool, workdir: Path) -> Outcome:
                 other["chat.update"] += 1
         store = Store(db)
         try:
-            rows = store.db.execute(
-                "SELECT incident_id, id, data FROM events WHERE kind = 'reminder' ORDER BY id"
-            ).fetchall()
+            rows = [
+                (r["incident_id"], r["id"], r["data"])
+                for r in store.query(
+                    "SELECT incident_id, id, data FROM events WHERE kind = 'reminder' ORDER BY id"
+                )
+            ]
         finally:
             store.close()
         numbers: dict[int, list[int]] = defaultdict(list)

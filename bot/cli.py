@@ -11,7 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from bot.config import Settings, SettingsError, load_settings
+from bot.config import Settings, SettingsError, database_missing, load_settings
+from bot.database import _redact, is_postgres
 from bot.runbook import runbook_files, validate_paths
 from bot.store import Store, StoreError
 
@@ -134,7 +135,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _backup(args: argparse.Namespace, settings: Settings) -> int:
     """A consistent copy while the bot runs (SQLite's online backup)."""
-    if not settings.db.exists():
+    if is_postgres(settings.db):
+        print(
+            "incident-bot backup copies SQLite files; back up PostgreSQL with pg_dump, e.g. "
+            '`pg_dump --format=custom --file=incident-bot.dump "$INCIDENT_BOT_DB"`',
+            file=sys.stderr,
+        )
+        return 2
+    if database_missing(settings.db):
         print(f"There is no database at {settings.db} (INCIDENT_BOT_DB)", file=sys.stderr)
         return 1
     target = Path(args.file)
@@ -154,8 +162,8 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     """What needs an operator's eye: requests set aside, messages that never went out."""
     from bot.writer_lock import lock_path
 
-    db = settings.drill_db if args.drill else settings.db
-    if not db.exists():
+    db = str(settings.drill_db) if args.drill else settings.db
+    if database_missing(db):
         print(f"There is no database at {db} (INCIDENT_BOT_DB)", file=sys.stderr)
         return 1
     store = Store(db)
@@ -166,9 +174,11 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
         failed = store.failed_outgoing()
     finally:
         store.close()
-    holder = lock_path(db)
-    print(f"database   {db}")
-    print(f"writer     {_lock_holder(holder)}")
+    print(f"database   {_redact(db)}")
+    if is_postgres(db):
+        print("writer     PostgreSQL: any number of serve replicas")
+    else:
+        print(f"writer     {_lock_holder(lock_path(Path(db)))}")
     print(f"requests   {len(unfinished)} waiting, {len(dead)} set aside")
     for row in dead:
         where = f"INC-{row['incident_id']}" if row["incident_id"] else row["channel"] or "-"

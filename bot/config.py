@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.database import is_postgres
+
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 MIN_TOKEN = 16  # characters of INCIDENT_BOT_WEBHOOK_TOKEN: a guessable token guards nothing
 
@@ -37,7 +39,9 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: str | None = Field(None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str | None = Field(None, validation_alias="SLACK_API_URL")
-    db: Path = Field(Path("incident-bot.db"), validation_alias="INCIDENT_BOT_DB")
+    # a SQLite file, or postgresql://user@host:port/db for replicas (kept as text: a URL is
+    # not a path)
+    db: str = Field("incident-bot.db", validation_alias="INCIDENT_BOT_DB")
     # drills and the demo keep their own file, so rehearsals never touch live incidents
     drill_db: Path = Field(Path("incident-bot-drill.db"), validation_alias="INCIDENT_BOT_DRILL_DB")
     runbooks: Path = Field(Path("runbooks"), validation_alias="INCIDENT_BOT_RUNBOOKS")
@@ -116,6 +120,11 @@ class Settings(BaseSettings):
         """INCIDENT_BOT_NOTIFY_URLS as a list, in the order given, without repeats."""
         return list(dict.fromkeys(_split(self.notify_urls)))
 
+    @field_validator("db", mode="before")
+    @classmethod
+    def _location(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -143,6 +152,18 @@ def _split(value: str) -> list[str]:
 def _is_web_url(value: str) -> bool:
     parsed = urlsplit(value)
     return parsed.scheme in ("http", "https") and bool(parsed.hostname) and " " not in value
+
+
+def database_file(location: str) -> Path | None:
+    """The SQLite file a database location names; None for a PostgreSQL URL."""
+    return None if is_postgres(location) else Path(location)
+
+
+def database_missing(location: str) -> bool:
+    """A SQLite file that does not exist yet (a PostgreSQL database is never 'missing'
+    here: connecting says whether it is there)."""
+    path = database_file(location)
+    return path is not None and not path.exists()
 
 
 def admin_ids(settings: Settings) -> frozenset[str]:

@@ -217,13 +217,21 @@ class CommandHandler:
         0: done, look again; else seconds until the head may be tried again."""
         kind, ident = lane
         store = self.service.store
-        row = store.next_request(ident) if kind == "incident" else store.request(ident)
-        if row is None:
-            return None
-        ctx = Context(row["actor"], row["channel"], row["incident_id"], row["reply_url"])
+        row: dict[str, Any] | None = None
         try:
-            self._execute(json.loads(row["payload"]), ctx, row["id"])
+            with store.transaction():  # the claim, the command and "done", together
+                if kind == "incident":
+                    store.lock_incident(ident)  # replicas: one lane, one replica at a time
+                    row = store.next_request(ident)
+                else:
+                    row = store.request(ident)
+                if row is None:
+                    return None
+                ctx = Context(row["actor"], row["channel"], row["incident_id"], row["reply_url"])
+                self._execute(json.loads(row["payload"]), ctx, row["id"])
         except Exception as exc:
+            if row is None:
+                raise  # the claim itself failed: the lane tries again (Lanes)
             return self._request_failed(row, ctx, exc)
         return 0
 
@@ -270,28 +278,29 @@ class CommandHandler:
         """One transaction: the reads that decide, the change, its outbox rows, the request
         marked done. A refusal commits only its answer (and the request done)."""
         store = self.service.store
-        try:
-            with store.transaction():
-                if payload.get("declare"):
-                    args = payload["declare"]
-                    command = Command(
-                        "start",
-                        runbook=args["runbook"],
-                        severity=args.get("severity"),
-                        title=args["title"],
-                    )
-                    result = _start(self, command, ctx)
-                elif isinstance(payload.get("review"), dict):  # the review form (Slack)
-                    result = _revise(self, payload["review"], ctx)
-                elif isinstance(payload.get("alert"), dict):  # Alertmanager (bot/hooks.py)
-                    result = _alert(self, payload, ctx)
-                else:
-                    result = self._run(payload.get("text") or "", ctx)
-                if inbox_id is not None:
-                    store.finish_request(inbox_id, self.service.clock.now())
-                return result
-        except BotError as error:
-            return self.refuse(ctx, error, inbox_id)
+        with store.transaction():
+            try:
+                with store.savepoint():  # a refusal undoes whatever the command began
+                    if payload.get("declare"):
+                        args = payload["declare"]
+                        command = Command(
+                            "start",
+                            runbook=args["runbook"],
+                            severity=args.get("severity"),
+                            title=args["title"],
+                        )
+                        result = _start(self, command, ctx)
+                    elif isinstance(payload.get("review"), dict):  # the review form (Slack)
+                        result = _revise(self, payload["review"], ctx)
+                    elif isinstance(payload.get("alert"), dict):  # Alertmanager (bot/hooks.py)
+                        result = _alert(self, payload, ctx)
+                    else:
+                        result = self._run(payload.get("text") or "", ctx)
+            except BotError as error:
+                return self.refuse(ctx, error, inbox_id)
+            if inbox_id is not None:
+                store.finish_request(inbox_id, self.service.clock.now())
+            return result
 
     def refuse(self, ctx: Context, error: BotError, inbox_id: int | None = None) -> Result:
         """Answer a refusal privately (and mark its request done)."""

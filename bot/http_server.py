@@ -36,6 +36,8 @@ HEADER_DEADLINE = 5.0  # seconds from the first byte of a request to the end of 
 REQUEST_DEADLINE = 10.0  # seconds for the whole request, body included
 IDLE_TIMEOUT = 15.0  # seconds a kept-alive connection may wait for its next request
 MAX_CONNECTIONS = 4096
+LINGER_SECONDS = 1.0  # after a refusal, how long the rest of a request is read and dropped
+LINGER_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -156,20 +158,36 @@ class BoundedHTTPServer:
                 except HTTPError as refusal:
                     body = json.dumps({"error": refusal.message})
                     await self._send(writer, Response.json(refusal.status, body), False)
+                    await self._linger(reader, writer)
                     break
                 if isinstance(request, Response):  # refused by its route after the headers
                     await self._send(writer, request, False)
+                    await self._linger(reader, writer)
                     break
                 keep_alive = request.header("connection") != "close"
                 response = await self._loop.run_in_executor(self._pool, self._handle, request)
                 await self._send(writer, response, keep_alive)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (OSError, asyncio.IncompleteReadError):
             pass  # the client went away
         except asyncio.CancelledError:
             pass  # shutting down
         finally:
             self.open_connections -= 1
             writer.close()
+
+    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """After a refusal, read (and drop) what the client is still sending, briefly and
+        up to a cap, so it gets to read the answer instead of a reset mid-send. Our side
+        is closed first: a client that sent everything sees the end and leaves at once."""
+        drained = 0
+        try:
+            if writer.can_write_eof():
+                writer.write_eof()
+            async with asyncio.timeout(LINGER_SECONDS):
+                while drained < LINGER_BYTES and (chunk := await reader.read(65536)):
+                    drained += len(chunk)
+        except (TimeoutError, OSError):  # the client already went away
+            pass
 
     async def _read(self, first: bytes, reader: asyncio.StreamReader) -> Request | Response:
         try:
@@ -221,7 +239,7 @@ class BoundedHTTPServer:
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body)
         try:
             await asyncio.wait_for(writer.drain(), self.request_deadline)
-        except (TimeoutError, ConnectionError):
+        except (TimeoutError, OSError):
             pass
 
 

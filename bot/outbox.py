@@ -37,12 +37,13 @@ from bot.chat import Button
 from bot.clock import utc_now
 from bot.lanes import Lane
 from bot.model import Outgoing
-from bot.store import Store
+from bot.store import LEASE, Store
 
 log = logging.getLogger(__name__)
 
 RESUMABLE = ("declare", "plan", "review", "page", "webhook")
 OUT = "out:"  # lanes of outbound targets: ("out:pagerduty", incident id)
+CLAIM_POLL = 1.0  # seconds between looks at a head another replica is delivering
 GIVE_UP_AFTER = timedelta(hours=1)  # Slack unreachable this long: the message is dropped
 MAX_BACKOFF = 60.0  # seconds between tries at most
 
@@ -89,6 +90,7 @@ class Outbox:
         # terminal, tests) rows are delivered by `deliver_now` in the caller's thread
         self.wake = wake
         self._touched = threading.local()  # lanes this thread filled (terminal delivery)
+        self._mine: set[int] = set()  # rows this process marked `sending` and not yet settled
 
     # --- filling ---------------------------------------------------------------
 
@@ -155,32 +157,53 @@ class Outbox:
         if row is None:
             return None
         now = self.wall()
+        if row.state == "sending":  # the head is going out, or was left half-way
+            if self._abandoned(row, now):
+                self._interrupted(row, now)
+                return 0
+            return CLAIM_POLL  # a replica is delivering it: its successors wait their turn
         wait = (row.due_at - now).total_seconds()
         if wait > 0:
             return wait
         if not self.store.set_outgoing(row.id, "sending", now, expect="pending"):
             return 0  # someone else took it
+        self._mine.add(row.id)
         try:
             deliverer.deliver(row)
         except Exception as error:
-            return self._failed(row, error, deliverer)
+            delay = self._failed(row, error, deliverer)
+            self._mine.discard(row.id)
+            return delay
         self.store.set_outgoing(row.id, "sent", self.wall())
+        self._mine.discard(row.id)
         return 0
 
+    def _abandoned(self, row: Outgoing, now: datetime) -> bool:
+        """A head left `sending`: by this process (recording what became of it failed, say
+        the disk was full), by the only writer there is (SQLite), or by a replica that has
+        not finished it within the lease (it died)."""
+        if row.id in self._mine or not self.store.is_postgres:
+            return True
+        return row.done_at is None or now - row.done_at > LEASE
+
+    def _interrupted(self, row: Outgoing, now: datetime) -> None:
+        """Resumable steps are taken up again; a message that may have gone out is not."""
+        self._mine.discard(row.id)
+        if row.kind in RESUMABLE:
+            self.store.retry_outgoing(row.id, now, "resumed after an interruption")
+            return
+        self.store.set_outgoing(row.id, "unknown", now, "interrupted while going out")
+        log.warning(
+            "%s for INC-%s was interrupted while going out; not resent", row.kind, row.incident_id
+        )
+
     def recover(self) -> list[Lane]:
-        """At start-up: rows a crash left `sending` (see module doc); returns every lane with
-        rows still to deliver."""
+        """At start-up: rows a crash left `sending` (see module doc; with replicas, only
+        those past the lease); returns every lane with rows still to deliver."""
         now = self.wall()
-        for row in self.store.interrupted_outgoing():
-            if row.kind in RESUMABLE:
-                self.store.retry_outgoing(row.id, now, "resumed after a restart")
-            else:
-                self.store.set_outgoing(row.id, "unknown", now, "interrupted by a restart")
-                log.warning(
-                    "%s for INC-%s was interrupted while going out; not resent",
-                    row.kind,
-                    row.incident_id,
-                )
+        before = now - LEASE if self.store.is_postgres else None
+        for row in self.store.interrupted_outgoing(before):
+            self._interrupted(row, now)
         lanes: list[Lane] = []
         for row in self.store.pending_outgoing():
             lane = lane_of(row.incident_id, row.id, row.lane)

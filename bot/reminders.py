@@ -68,7 +68,7 @@ from bot.postmortem import upload_review
 from bot.progress import step_statuses
 from bot.render import open_step_rows, owners_text, role_name
 from bot.runbook import SEVERITIES
-from bot.store import Store
+from bot.store import LEASE, Store
 
 log = logging.getLogger(__name__)
 
@@ -216,10 +216,12 @@ class ReminderService:
         posted = 0
         in_flight: list[_Delivery] = []
         try:
-            while batch := self.store.due_reminders(now, limit=CHUNK):
+            while True:
+                batch, claims = self._claim(now)
+                if not batch:
+                    break
                 for reminder in (r for r in batch if r.kind == "upload"):
                     posted += self._upload(reminder, now)
-                claims = self._claim([r for r in batch if r.kind != "upload"], now)
                 in_flight.append(self._send(claims))
                 if len(in_flight) > 1:
                     posted += self._finish(in_flight.pop(0))
@@ -237,9 +239,12 @@ class ReminderService:
             self._pool.shutdown(wait=True)
 
     def recover(self) -> int:
-        """At start-up: rows left in `sending` by a crash become `unknown` (see module doc)."""
-        interrupted = self.store.reminders(state="sending")
+        """At start-up: rows left in `sending` by a crash become `unknown` (see module doc).
+        With replicas (PostgreSQL) only rows claimed longer ago than the lease: a live
+        replica may be posting the others right now."""
         now = self.clock.now()
+        before = now - LEASE * self.clock.speed if self.store.is_postgres else None
+        interrupted = self.store.interrupted_reminders(before)
         for reminder in interrupted:
             self.store.set_reminder_state(reminder.id, "unknown", now, expect="sending")
             log.warning(
@@ -257,19 +262,24 @@ class ReminderService:
         self.store.set_reminder_state(reminder.id, "sent" if uploaded else "failed", now)
         return uploaded
 
-    def _claim(self, batch: list[Reminder], now: datetime) -> list[_Claim]:
-        """Commit each row as `sending` with its events and next row; skip what no longer
-        applies. A reminder whose decision fails is marked `failed`, the others go on."""
+    def _claim(self, now: datetime) -> tuple[list[Reminder], list[_Claim]]:
+        """Take the next chunk of due rows and commit each as `sending` with its events and
+        next row; skip what no longer applies. A reminder whose decision fails is marked
+        `failed`, the others go on. Returns the chunk (uploads included, for `_upload`) and
+        the claims. Replicas (PostgreSQL) take disjoint chunks, and each incident is locked
+        while its reminders are decided, as a command would lock it."""
         claims: list[_Claim] = []
         loaded: dict[int, Incident | None] = {}  # an incident's rows come together: load it once
         with self.store.transaction():
-            for reminder in batch:
+            batch = self.store.due_reminders(now, limit=CHUNK, claim=True)
+            for reminder in (r for r in batch if r.kind != "upload"):
                 if not self.store.set_reminder_state(reminder.id, "sending", now, expect="pending"):
                     continue  # another process took it
                 current_incident.set(f"INC-{reminder.incident_id}")
                 try:
                     with self.store.savepoint():
                         if reminder.incident_id not in loaded:
+                            self.store.lock_incident(reminder.incident_id)
                             loaded[reminder.incident_id] = self.store.incident(reminder.incident_id)
                         incident = loaded[reminder.incident_id]
                         if reminder.kind in CHANGES_INCIDENT:
@@ -283,7 +293,7 @@ class ReminderService:
                     self.store.set_reminder_state(reminder.id, "skipped", now)
                 else:
                     claims.append(_Claim(reminder, outgoing))
-        return claims
+        return batch, claims
 
     def _send(self, claims: list[_Claim]) -> _Delivery:
         """Start posting the claimed reminders: one message per incident and recipient."""

@@ -1,10 +1,15 @@
-"""SQLite persistence with sqlite-utils: WAL, numbered migrations, one lock.
+"""The record: every incident, event, role, step, reminder, request and message.
 
 Everything the bot knows lives here; nothing is kept only in memory. The engine
 wraps each command in `transaction()`, so a state change and its timeline
-event are committed together or not at all. One connection is shared between
-threads behind a re-entrant lock: SQLite serialises writers anyway, and the
-lock keeps a transaction's statements from interleaving with another thread's.
+event are committed together or not at all. The same schema, migrations and
+SQL run on SQLite (the embedded default: one process, one file) and on
+PostgreSQL (`INCIDENT_BOT_DB=postgresql://…`: replicas share it); see
+bot/database.py for how each backend keeps transactions. Where replicas could
+race, the store asks the database: `lock_incident` serialises the commands of
+one incident, `due_reminders(..., claim=True)` and the outbox and inbox claims
+let replicas take disjoint rows, and unique keys refuse a second copy of a
+delivery.
 """
 
 from __future__ import annotations
@@ -14,13 +19,20 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlite_utils import Database
-
 from bot.clock import iso, parse_iso
+from bot.database import (
+    Database,
+    DatabaseUnavailable,
+    PostgresDatabase,
+    SQLiteDatabase,
+    is_postgres,
+    open_database,
+    unavailable_error,
+)
 from bot.events import EventKind, Payload, SeverityChanged, to_data
 from bot.model import (
     Action,
@@ -39,368 +51,315 @@ class StoreError(Exception):
     """The database cannot be opened or is not ours."""
 
 
-def _m1_initial(db: Database) -> None:
-    db.table("meta").create({"key": str, "value": str}, pk="key")
-    db.table("incidents").create(
-        {
-            "id": int,
-            "title": str,
-            "severity": str,
-            "status": str,
-            "runbook_id": str,
-            "runbook_version": str,
-            "runbook_snapshot": str,
-            "phase_index": int,
-            "declared_by": str,
-            "started_at": str,
-            "channel": str,
-            "mitigated_at": str,
-            "resolved_at": str,
-            "closed_at": str,
-            "last_update_at": str,
-            "summary": str,
-            "impact": str,
-            "cause": str,
-        },
-        pk="id",
-        not_null={"title", "severity", "status", "runbook_id", "started_at"},
-    )
-    db.table("incidents").create_index(["channel"])
-    db.table("incidents").create_index(["status"])
-    db.table("events").create(
-        {
-            "id": int,
-            "incident_id": int,
-            "at": str,
-            "actor": str,
-            "kind": str,
-            "text": str,
-            "data": str,
-        },
-        pk="id",
-        foreign_keys=[("incident_id", "incidents", "id")],
-    )
-    db.table("events").create_index(["incident_id", "id"])
-    db.table("holdings").create(
-        {"id": int, "incident_id": int, "role_id": str, "user": str, "since": str, "until": str},
-        pk="id",
-        foreign_keys=[("incident_id", "incidents", "id")],
-    )
-    db.table("holdings").create_index(["incident_id", "role_id"])
-    db.table("handoffs").create(
-        {
-            "id": int,
-            "incident_id": int,
-            "role_id": str,
-            "from_user": str,
-            "to_user": str,
-            "requested_at": str,
-            "requested_by": str,
-            "accepted_at": str,
-            "cancelled_at": str,
-        },
-        pk="id",
-        foreign_keys=[("incident_id", "incidents", "id")],
-    )
-    db.table("handoffs").create_index(["incident_id", "to_user"])
-    db.table("steps").create(
-        {"incident_id": int, "step_id": str, "state": str, "at": str, "by": str, "reason": str},
-        pk=("incident_id", "step_id"),
-        foreign_keys=[("incident_id", "incidents", "id")],
-    )
-    db.table("phase_runs").create(
-        {"id": int, "incident_id": int, "phase_id": str, "started_at": str, "ended_at": str},
-        pk="id",
-        foreign_keys=[("incident_id", "incidents", "id")],
-    )
-    db.table("phase_runs").create_index(["incident_id", "id"])
-    db.table("actions").create(
-        {
-            "id": int,
-            "incident_id": int,
-            "text": str,
-            "owner": str,
-            "due": str,
-            "status": str,
-            "created_at": str,
-        },
-        pk="id",
-        foreign_keys=[("incident_id", "incidents", "id")],
-    )
-
-
-def _m2_reminders(db: Database) -> None:
-    # One row per reminder that will (or did) fall due. `state` moves
-    # pending -> sending -> sent, or pending -> skipped/cancelled; see reminders.py
-    # for why "sending" is committed before the message goes out.
-    db.table("reminders").create(
-        {
-            "id": int,
-            "incident_id": int,
-            "kind": str,
-            "ref": str,
-            "seq": int,
-            "due_at": str,
-            "state": str,
-            "created_at": str,
-            "done_at": str,
-        },
-        pk="id",
-        foreign_keys=[("incident_id", "incidents", "id")],
-    )
-    db.table("reminders").create_index(["incident_id", "kind", "ref", "seq"], unique=True)
-    db.table("reminders").create_index(["state", "due_at"])
-
-
-def _m3_plan_ref(db: Database) -> None:
-    # where the posted plan lives in chat (Slack: the message ts), to update it in place
-    db.table("incidents").add_column("plan_ref", str)
-
-
-def _m4_postmortems(db: Database) -> None:
-    db.table("postmortems").create(
-        {
-            "incident_id": int,
-            "path": str,
-            "language": str,
-            "compiled_at": str,
-            "uploaded_at": str,
-            "problem": str,
-        },
-        pk="incident_id",
-        foreign_keys=[("incident_id", "incidents", "id")],
-    )
-
-
-def _m5_inbox(db: Database) -> None:
-    # Requests from Slack, journaled before they are acknowledged; see dispatch.receive.
-    db.table("inbox").create(
-        {
-            "id": int,
-            "received_at": str,  # wall-clock UTC, for the repeat window
-            "dedupe_key": str,
-            "actor": str,
-            "channel": str,
-            "incident_id": int,
-            "payload": str,
-            "reply_url": str,
-            "done_at": str,
-        },
-        pk="id",
-    )
-    db.table("inbox").create_index(["dedupe_key", "received_at"])
-    db.table("inbox").create_index(["done_at"])
-
-
-def _m6_lanes_and_outbox(db: Database) -> None:
-    # The inbox becomes per-incident lanes (incident_id, resolved when journaling, orders
-    # the requests of one incident); a request is tried a few times and then set aside
-    # (dead_at). `delivery` is Slack's identity of one delivery (the request signature or
-    # the Socket Mode envelope id): the same delivery again is acknowledged and ignored.
-    db.table("inbox").add_column("delivery", str)
-    db.table("inbox").add_column("attempts", int, not_null_default=0)
-    db.table("inbox").add_column("error", str)
-    db.table("inbox").add_column("dead_at", str)
-    db.execute("CREATE INDEX inbox_delivery ON inbox (delivery) WHERE delivery IS NOT NULL")
-    db.execute(
+# One migration history for both databases: each step a list of statements, `{id}` an
+# identity key and `{ref}` a reference to one (INTEGER on SQLite, BIGINT on PostgreSQL).
+# `"user"` and `"by"` are quoted: PostgreSQL reserves both words.
+MIGRATIONS: list[list[str]] = [
+    [  # 1: the core record
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+        """CREATE TABLE incidents (
+            id {id}, title TEXT NOT NULL, severity TEXT NOT NULL, status TEXT NOT NULL,
+            runbook_id TEXT NOT NULL, runbook_version TEXT, runbook_snapshot TEXT,
+            phase_index INTEGER, declared_by TEXT, started_at TEXT NOT NULL, channel TEXT,
+            mitigated_at TEXT, resolved_at TEXT, closed_at TEXT, last_update_at TEXT,
+            summary TEXT, impact TEXT, cause TEXT)""",
+        "CREATE INDEX idx_incidents_channel ON incidents (channel)",
+        "CREATE INDEX idx_incidents_status ON incidents (status)",
+        """CREATE TABLE events (
+            id {id}, incident_id {ref} REFERENCES incidents (id), at TEXT, actor TEXT,
+            kind TEXT, text TEXT, data TEXT)""",
+        "CREATE INDEX idx_events_incident_id_id ON events (incident_id, id)",
+        """CREATE TABLE holdings (
+            id {id}, incident_id {ref} REFERENCES incidents (id), role_id TEXT, "user" TEXT,
+            since TEXT, until TEXT)""",
+        "CREATE INDEX idx_holdings_incident_id_role_id ON holdings (incident_id, role_id)",
+        """CREATE TABLE handoffs (
+            id {id}, incident_id {ref} REFERENCES incidents (id), role_id TEXT,
+            from_user TEXT, to_user TEXT, requested_at TEXT, requested_by TEXT,
+            accepted_at TEXT, cancelled_at TEXT)""",
+        "CREATE INDEX idx_handoffs_incident_id_to_user ON handoffs (incident_id, to_user)",
+        """CREATE TABLE steps (
+            incident_id {ref} REFERENCES incidents (id), step_id TEXT, state TEXT, at TEXT,
+            "by" TEXT, reason TEXT, PRIMARY KEY (incident_id, step_id))""",
+        """CREATE TABLE phase_runs (
+            id {id}, incident_id {ref} REFERENCES incidents (id), phase_id TEXT,
+            started_at TEXT, ended_at TEXT)""",
+        "CREATE INDEX idx_phase_runs_incident_id_id ON phase_runs (incident_id, id)",
+        """CREATE TABLE actions (
+            id {id}, incident_id {ref} REFERENCES incidents (id), text TEXT, owner TEXT,
+            due TEXT, status TEXT, created_at TEXT)""",
+    ],
+    [  # 2: reminders, pending -> sending -> sent (see reminders.py)
+        """CREATE TABLE reminders (
+            id {id}, incident_id {ref} REFERENCES incidents (id), kind TEXT, ref TEXT,
+            seq INTEGER, due_at TEXT, state TEXT, created_at TEXT, done_at TEXT)""",
+        "CREATE UNIQUE INDEX idx_reminders_incident_id_kind_ref_seq "
+        "ON reminders (incident_id, kind, ref, seq)",
+        "CREATE INDEX idx_reminders_state_due_at ON reminders (state, due_at)",
+    ],
+    [  # 3: where the posted plan lives in chat (Slack: the message ts)
+        "ALTER TABLE incidents ADD COLUMN plan_ref TEXT",
+    ],
+    [  # 4: the written reviews
+        """CREATE TABLE postmortems (
+            incident_id {ref} PRIMARY KEY REFERENCES incidents (id), path TEXT,
+            language TEXT, compiled_at TEXT, uploaded_at TEXT, problem TEXT)""",
+    ],
+    [  # 5: requests, journaled before they are acknowledged (dispatch.receive)
+        """CREATE TABLE inbox (
+            id {id}, received_at TEXT, dedupe_key TEXT, actor TEXT, channel TEXT,
+            incident_id {ref}, payload TEXT, reply_url TEXT, done_at TEXT)""",
+        "CREATE INDEX idx_inbox_dedupe_key_received_at ON inbox (dedupe_key, received_at)",
+        "CREATE INDEX idx_inbox_done_at ON inbox (done_at)",
+    ],
+    [  # 6: per-incident lanes, requests set aside, Slack's delivery ids; the outbox
+        "ALTER TABLE inbox ADD COLUMN delivery TEXT",
+        "ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE inbox ADD COLUMN error TEXT",
+        "ALTER TABLE inbox ADD COLUMN dead_at TEXT",
+        "CREATE INDEX inbox_delivery ON inbox (delivery) WHERE delivery IS NOT NULL",
         "CREATE INDEX inbox_pending ON inbox (incident_id, id) "
-        "WHERE done_at IS NULL AND dead_at IS NULL"
-    )
-    # What a change says to people, committed with the change and delivered after it, in
-    # order per incident (see bot/outbox.py). Times are wall-clock UTC: they pace Slack.
-    db.execute(
+        "WHERE done_at IS NULL AND dead_at IS NULL",
+        # times are wall-clock UTC: they pace Slack
         """CREATE TABLE outbox (
-            id INTEGER PRIMARY KEY,
-            incident_id INTEGER,
-            kind TEXT NOT NULL,
-            body TEXT NOT NULL,
-            state TEXT NOT NULL DEFAULT 'pending',
-            attempts INTEGER NOT NULL DEFAULT 0,
-            due_at TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            done_at TEXT,
-            error TEXT
-        )"""
-    )
-    db.execute(
+            id {id}, incident_id {ref}, kind TEXT NOT NULL, body TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+            due_at TEXT NOT NULL, created_at TEXT NOT NULL, done_at TEXT, error TEXT)""",
         "CREATE INDEX outbox_pending ON outbox (incident_id, id) "
-        "WHERE state IN ('pending', 'sending')"
-    )
-
-
-def _m7_review(db: Database) -> None:
-    # follow-up actions as the review's action items: priority p1..p3 and a tracker link;
-    # the postmortem record names the chart written beside the Markdown (bot/chart.py)
-    db.table("actions").add_column("priority", str)
-    db.table("actions").add_column("link", str)
-    db.table("postmortems").add_column("chart", str)
-
-
-def _m8_alerts(db: Database) -> None:
-    # Incidents declared from an Alertmanager alert group (bot/alerts.py): one open incident
-    # per group key. `open_key` holds the group key while the incident is open (UNIQUE: two
-    # deliveries of one group can never both declare) and is cleared once it is closed.
-    db.execute(
+        "WHERE state IN ('pending', 'sending')",
+    ],
+    [  # 7: action items with priority and tracker link; the chart beside the review
+        "ALTER TABLE actions ADD COLUMN priority TEXT",
+        "ALTER TABLE actions ADD COLUMN link TEXT",
+        "ALTER TABLE postmortems ADD COLUMN chart TEXT",
+    ],
+    [  # 8: replicas: a Slack delivery is journaled once, whichever replica it reached
+        "DROP INDEX inbox_delivery",
+        "CREATE UNIQUE INDEX inbox_delivery ON inbox (delivery) WHERE delivery IS NOT NULL",
+    ],
+    [  # 9: incidents declared from Alertmanager alert groups (bot/alerts.py); outbound lanes
+        # `open_key` holds the group key while the incident is open (UNIQUE: two deliveries
+        # of one group can never both declare) and is cleared once it is closed
         """CREATE TABLE alert_groups (
-            incident_id INTEGER PRIMARY KEY REFERENCES incidents (id),
-            group_key TEXT NOT NULL,
-            open_key TEXT UNIQUE,
-            status TEXT NOT NULL,
-            receiver TEXT,
-            announce TEXT,
-            summary TEXT NOT NULL,
-            received INTEGER NOT NULL DEFAULT 1,
-            first_at TEXT NOT NULL,
-            last_at TEXT NOT NULL
-        )"""
-    )
-    db.execute("CREATE INDEX alert_groups_key ON alert_groups (group_key)")
-    # Outbound rows (pages, event webhooks) go out in a lane of their own per target
-    # (bot/outbox.py): NULL is the incident's chat lane, as before.
-    db.execute("ALTER TABLE outbox ADD COLUMN lane TEXT")
-    db.execute(
+            incident_id {ref} PRIMARY KEY REFERENCES incidents (id), group_key TEXT NOT NULL,
+            open_key TEXT UNIQUE, status TEXT NOT NULL, receiver TEXT, announce TEXT,
+            summary TEXT NOT NULL, received INTEGER NOT NULL DEFAULT 1,
+            first_at TEXT NOT NULL, last_at TEXT NOT NULL)""",
+        "CREATE INDEX alert_groups_key ON alert_groups (group_key)",
+        # pages and event webhooks go out in a lane of their own per target (bot/outbox.py):
+        # NULL is the incident's chat lane, as before
+        "ALTER TABLE outbox ADD COLUMN lane TEXT",
         "CREATE INDEX outbox_lane_pending ON outbox (incident_id, lane, id) "
-        "WHERE state IN ('pending', 'sending')"
-    )
-
-
-MIGRATIONS: list[Callable[[Database], None]] = [
-    _m1_initial,
-    _m2_reminders,
-    _m3_plan_ref,
-    _m4_postmortems,
-    _m5_inbox,
-    _m6_lanes_and_outbox,
-    _m7_review,
-    _m8_alerts,
+        "WHERE state IN ('pending', 'sending')",
+    ],
 ]
-_APP_ID = 0x1D3B07  # marks a file as this bot's database (PRAGMA application_id)
+_APP_ID = 0x1D3B07  # marks a SQLite file as this bot's database (PRAGMA application_id)
+LEASE = timedelta(minutes=5)  # a row `sending` this long was left by a replica that died
+_INCIDENT_COLUMNS = frozenset(
+    "title severity status runbook_id runbook_version runbook_snapshot phase_index "
+    "declared_by started_at channel mitigated_at resolved_at closed_at last_update_at "
+    "summary impact cause plan_ref".split()
+)
 
 
 class Store:
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._lock = threading.RLock()
-        self._after_commit: list[Callable[[], object]] = []
+    def __init__(self, location: str | Path) -> None:
+        self.path = str(location)  # a file, or a postgresql:// URL
+        self._pending = threading.local()  # per transaction: callbacks for after its commit
         try:
-            conn = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=10
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self.db = Database(conn)
-            self._migrate()
+            self._db: Database = open_database(location)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from None
+        except DatabaseUnavailable as exc:
+            raise StoreError(str(exc)) from None
+        try:
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(f"cannot open database {self.path}: {exc}") from None
+        except StoreError:
+            self._db.close()
+            raise
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
+
+    @property
+    def is_postgres(self) -> bool:
+        return self._db.dialect == "postgresql"
 
     def close(self) -> None:
-        with self._lock:
-            self.db.conn.close()
+        self._db.close()
 
     def backup(self, target: str | Path) -> None:
-        """Copy the whole database consistently, while other threads keep writing."""
+        """Copy the whole database consistently, while other threads keep writing (SQLite;
+        PostgreSQL is backed up with its own tools, `pg_dump`)."""
+        if not isinstance(self._db, SQLiteDatabase):
+            raise StoreError(
+                "backup copies SQLite files; back up PostgreSQL with pg_dump, e.g. "
+                "`pg_dump --format=custom --file=incident-bot.dump DATABASE_URL`"
+            )
         destination = sqlite3.connect(str(target))
         try:
-            with self._lock:
-                self.db.conn.backup(destination)
+            with self._db.lock:
+                self._db.conn.backup(destination)
         finally:
             destination.close()
+
+    def query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Rows of a read-only query (tests, benchmarks, `doctor`), `?` placeholders."""
+        return self._db.rows(sql, params)
 
     # --- transactions and migrations ---------------------------------------
 
     @contextmanager
     def transaction(self) -> Iterator[Store]:
-        """BEGIN IMMEDIATE … COMMIT; nested calls join the outer transaction."""
-        with self._lock:
-            conn = self.db.conn
-            if conn.in_transaction:
-                yield self
-                return
-            conn.execute("BEGIN IMMEDIATE")
-            self._after_commit = []
+        """One transaction (SQLite: BEGIN IMMEDIATE); nested calls in the same thread join
+        the outer one. (Whether *this thread* is inside one is kept here: SQLite's
+        connection is shared, so its own flag would tell of another thread's.)"""
+        depth = getattr(self._pending, "depth", 0)
+        if depth:
+            self._pending.depth = depth + 1
             try:
+                with self._db.transaction():
+                    yield self
+            finally:
+                self._pending.depth = depth
+            return
+        self._pending.callbacks = []
+        self._pending.depth = 1
+        try:
+            with self._db.transaction():
                 yield self
-                conn.execute("COMMIT")
-            except BaseException:
-                # also after a failed COMMIT: never leave the shared connection inside
-                # a transaction that later calls would silently join
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                self._after_commit = []
-                raise
-            callbacks, self._after_commit = self._after_commit, []
-        for callback in callbacks:  # outside the lock: they wake other threads
+        except BaseException:
+            self._pending.callbacks = []
+            raise
+        finally:
+            self._pending.depth = 0
+        callbacks, self._pending.callbacks = self._pending.callbacks, []
+        for callback in callbacks:  # after the commit: they wake other threads
             callback()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside a transaction."""
+        return bool(getattr(self._pending, "depth", 0))
 
     def on_commit(self, callback: Callable[[], object]) -> None:
         """Run `callback` once the current transaction has committed (never if it rolls
         back); outside a transaction, at once. Waking a worker for a row before the row
         is committed would let it look too early."""
-        with self._lock:
-            if self.db.conn.in_transaction:
-                self._after_commit.append(callback)
-                return
+        if self.in_transaction:
+            self._pending.callbacks.append(callback)
+            return
         callback()
 
     @contextmanager
     def savepoint(self) -> Iterator[Store]:
         """Inside a transaction: undo only this block's writes when it raises."""
-        with self._lock:
-            conn = self.db.conn
-            assert conn.in_transaction, "a savepoint lives inside transaction()"
-            conn.execute("SAVEPOINT block")
-            try:
-                yield self
-            except BaseException:
-                conn.execute("ROLLBACK TO block")
-                conn.execute("RELEASE block")
-                raise
-            conn.execute("RELEASE block")
+        with self._db.savepoint():
+            yield self
+
+    def lock_incident(self, incident_id: int) -> None:
+        """Inside a transaction: hold the incident until it commits, so replicas carry out
+        its commands one at a time (SQLite's BEGIN IMMEDIATE already serialises all)."""
+        if self.is_postgres:
+            self._db.rows("SELECT id FROM incidents WHERE id = ? FOR UPDATE", [incident_id])
 
     def _migrate(self) -> None:
+        if isinstance(self._db, PostgresDatabase):
+            self._migrate_postgres()
+            return
         with self.transaction():
-            app_id = self.db.execute("PRAGMA application_id").fetchone()[0]
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            has_tables = bool(self.db.table_names())
-            if app_id not in (0, _APP_ID) or (app_id == 0 and has_tables):
+            app_id = self._db.rows("PRAGMA application_id")[0]["application_id"]
+            version = self._db.rows("PRAGMA user_version")[0]["user_version"]
+            tables = self._db.rows("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if app_id not in (0, _APP_ID) or (app_id == 0 and tables):
                 raise StoreError(f"{self.path} is not an incident-bot database")
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"{self.path} was written by a newer incident-bot (schema {version}); "
-                    "upgrade the bot"
+            self._apply(version)
+            self._db.run(f"PRAGMA application_id={_APP_ID}")
+            self._db.run(f"PRAGMA user_version={len(MIGRATIONS)}")
+
+    def _migrate_postgres(self) -> None:
+        """Replicas start together: one migrates under an advisory lock, the others wait."""
+        with self.transaction():
+            self._db.rows("SELECT pg_advisory_xact_lock(?)", [_APP_ID])
+            ours = self._db.rows("SELECT to_regclass('incident_bot_schema') AS t")[0]["t"]
+            if ours is None:
+                tables = self._db.rows(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = current_schema()"
                 )
-            for number in range(version, len(MIGRATIONS)):
-                MIGRATIONS[number](self.db)
-            self.db.execute(f"PRAGMA application_id={_APP_ID}")
-            self.db.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+                if tables:
+                    raise StoreError(
+                        f"{self._redacted()} already holds other tables; "
+                        "give the bot a database of its own"
+                    )
+                self._db.ddl("CREATE TABLE incident_bot_schema (version INTEGER NOT NULL)")
+                self._db.run("INSERT INTO incident_bot_schema (version) VALUES (0)")
+            version = self._db.rows("SELECT version FROM incident_bot_schema")[0]["version"]
+            self._apply(version)
+            self._db.run("UPDATE incident_bot_schema SET version = ?", [len(MIGRATIONS)])
+
+    def _apply(self, version: int) -> None:
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self._redacted()} was written by a newer incident-bot (schema {version}); "
+                "upgrade the bot"
+            )
+        for statements in MIGRATIONS[version:]:
+            for statement in statements:
+                self._db.ddl(statement)
+
+    def _redacted(self) -> str:
+        from bot.database import _redact
+
+        return _redact(self.path)
 
     # --- meta ---------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        rows = self._rows("SELECT value FROM meta WHERE key = ?", [key])
+        rows = self._db.rows("SELECT value FROM meta WHERE key = ?", [key])
         return rows[0]["value"] if rows else None
 
-    def set_meta(self, key: str, value: str) -> None:
+    def set_meta(self, key: str, value: str, only_if_absent: bool = False) -> str:
+        """Set a value; with `only_if_absent`, keep one another replica set first. Returns
+        the value now stored."""
+        conflict = "DO NOTHING" if only_if_absent else "DO UPDATE SET value = excluded.value"
         with self.transaction():
-            self.db.table("meta").upsert({"key": key, "value": value}, pk="key")
+            self._db.run(
+                f"INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) {conflict}",
+                [key, value],
+            )
+            stored = self.get_meta(key)
+        return stored if stored is not None else value
 
     # --- incidents ----------------------------------------------------------
 
     def insert_incident(self, **fields: Any) -> int:
+        columns = _columns(fields)
         with self.transaction():
-            return _new_id(self.db.table("incidents").insert(_encode(fields)).last_pk)
+            return self._insert(
+                f"INSERT INTO incidents ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})",
+                [_value(fields[c]) for c in columns],
+            )
 
     def update_incident(self, incident_id: int, **fields: Any) -> None:
+        columns = _columns(fields)
         with self.transaction():
-            self.db.table("incidents").update(incident_id, _encode(fields))
+            self._db.run(
+                f"UPDATE incidents SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+                [*(_value(fields[c]) for c in columns), incident_id],
+            )
 
     def incident(self, incident_id: int) -> Incident | None:
-        rows = self._rows("SELECT * FROM incidents WHERE id = ?", [incident_id])
+        rows = self._db.rows("SELECT * FROM incidents WHERE id = ?", [incident_id])
         return _incident(rows[0]) if rows else None
 
     def incident_by_channel(self, channel: str) -> Incident | None:
-        rows = self._rows(
+        rows = self._db.rows(
             "SELECT * FROM incidents WHERE channel = ? ORDER BY id DESC LIMIT 1", [channel]
         )
         return _incident(rows[0]) if rows else None
@@ -410,7 +369,7 @@ class Store:
         if not incident_ids:
             return set()
         marks = ",".join("?" * len(incident_ids))
-        rows = self._rows(
+        rows = self._db.rows(
             f"SELECT id FROM incidents WHERE status = 'closed' AND id IN ({marks})",
             list(incident_ids),
         )
@@ -418,7 +377,8 @@ class Store:
 
     def incidents(self, include_closed: bool = False) -> list[Incident]:
         where = "" if include_closed else "WHERE status != 'closed'"
-        return [_incident(r) for r in self._rows(f"SELECT * FROM incidents {where} ORDER BY id")]
+        rows = self._db.rows(f"SELECT * FROM incidents {where} ORDER BY id")
+        return [_incident(r) for r in rows]
 
     def change_severity(
         self,
@@ -442,21 +402,18 @@ class Store:
         self, incident_id: int, at: datetime, actor: str, payload: Payload, text: str = ""
     ) -> Event:
         data = to_data(payload)
-        row = {
-            "incident_id": incident_id,
-            "at": iso(at),
-            "actor": actor,
-            "kind": str(payload.kind),
-            "text": text,
-            "data": json.dumps(data, ensure_ascii=False, default=str),
-        }
         with self.transaction():  # plain SQL: the busiest insert of all
-            event_id = _new_id(
-                self.db.execute(
-                    "INSERT INTO events (incident_id, at, actor, kind, text, data) "
-                    "VALUES (:incident_id, :at, :actor, :kind, :text, :data)",
-                    row,
-                ).lastrowid
+            event_id = self._insert(
+                "INSERT INTO events (incident_id, at, actor, kind, text, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    incident_id,
+                    iso(at),
+                    actor,
+                    str(payload.kind),
+                    text,
+                    json.dumps(data, ensure_ascii=False, default=str),
+                ],
             )
         return Event(
             id=event_id,
@@ -473,13 +430,15 @@ class Store:
         params: list[Any] = [incident_id]
         if kinds:
             sql += f" AND kind IN ({','.join('?' * len(kinds))})"
-            params += list(kinds)
-        return [_event(r) for r in self._rows(sql + " ORDER BY id", params)]
+            params += [str(k) for k in kinds]
+        return [_event(r) for r in self._db.rows(sql + " ORDER BY id", params)]
 
     # --- roles --------------------------------------------------------------
 
     def holdings(self, incident_id: int) -> list[Holding]:
-        rows = self._rows("SELECT * FROM holdings WHERE incident_id = ? ORDER BY id", [incident_id])
+        rows = self._db.rows(
+            "SELECT * FROM holdings WHERE incident_id = ? ORDER BY id", [incident_id]
+        )
         return [
             Holding(r["role_id"], r["user"], parse_iso(r["since"]), _dt(r["until"])) for r in rows
         ]
@@ -489,24 +448,19 @@ class Store:
 
     def set_holder(self, incident_id: int, role_id: str, user: str, at: datetime) -> None:
         with self.transaction():
-            self.db.execute(
+            self._db.run(
                 "UPDATE holdings SET until = ? "
                 "WHERE incident_id = ? AND role_id = ? AND until IS NULL",
                 [iso(at), incident_id, role_id],
             )
-            self.db.table("holdings").insert(
-                {
-                    "incident_id": incident_id,
-                    "role_id": role_id,
-                    "user": user,
-                    "since": iso(at),
-                    "until": None,
-                }
+            self._db.run(
+                'INSERT INTO holdings (incident_id, role_id, "user", since) VALUES (?, ?, ?, ?)',
+                [incident_id, role_id, user, iso(at)],
             )
 
     def release_roles(self, incident_id: int, at: datetime) -> None:
         with self.transaction():
-            self.db.execute(
+            self._db.run(
                 "UPDATE holdings SET until = ? WHERE incident_id = ? AND until IS NULL",
                 [iso(at), incident_id],
             )
@@ -523,20 +477,14 @@ class Store:
         by: str,
     ) -> int:
         with self.transaction():
-            row = {
-                "incident_id": incident_id,
-                "role_id": role_id,
-                "from_user": from_user,
-                "to_user": to_user,
-                "requested_at": iso(at),
-                "requested_by": by,
-                "accepted_at": None,
-                "cancelled_at": None,
-            }
-            return _new_id(self.db.table("handoffs").insert(row).last_pk)
+            return self._insert(
+                "INSERT INTO handoffs (incident_id, role_id, from_user, to_user, requested_at, "
+                "requested_by) VALUES (?, ?, ?, ?, ?, ?)",
+                [incident_id, role_id, from_user, to_user, iso(at), by],
+            )
 
     def pending_handoffs(self, incident_id: int) -> list[Handoff]:
-        rows = self._rows(
+        rows = self._db.rows(
             "SELECT * FROM handoffs WHERE incident_id = ? "
             "AND accepted_at IS NULL AND cancelled_at IS NULL "
             "ORDER BY id",
@@ -545,18 +493,20 @@ class Store:
         return [_handoff(r) for r in rows]
 
     def handoffs(self, incident_id: int) -> list[Handoff]:
-        rows = self._rows("SELECT * FROM handoffs WHERE incident_id = ? ORDER BY id", [incident_id])
+        rows = self._db.rows(
+            "SELECT * FROM handoffs WHERE incident_id = ? ORDER BY id", [incident_id]
+        )
         return [_handoff(r) for r in rows]
 
     def finish_handoff(self, handoff_id: int, at: datetime, accepted: bool) -> None:
         column = "accepted_at" if accepted else "cancelled_at"
         with self.transaction():
-            self.db.execute(f"UPDATE handoffs SET {column} = ? WHERE id = ?", [iso(at), handoff_id])
+            self._db.run(f"UPDATE handoffs SET {column} = ? WHERE id = ?", [iso(at), handoff_id])
 
     # --- steps and phases ---------------------------------------------------
 
     def step_records(self, incident_id: int) -> dict[str, StepRecord]:
-        rows = self._rows("SELECT * FROM steps WHERE incident_id = ?", [incident_id])
+        rows = self._db.rows("SELECT * FROM steps WHERE incident_id = ?", [incident_id])
         return {
             r["step_id"]: StepRecord(
                 r["step_id"], r["state"], parse_iso(r["at"]), r["by"], r["reason"] or ""
@@ -568,42 +518,31 @@ class Store:
         self, incident_id: int, step_id: str, state: str, at: datetime, by: str, reason: str
     ) -> None:
         with self.transaction():
-            self.db.table("steps").insert(
-                {
-                    "incident_id": incident_id,
-                    "step_id": step_id,
-                    "state": state,
-                    "at": iso(at),
-                    "by": by,
-                    "reason": reason,
-                },
-                replace=True,
+            self._db.run(
+                'INSERT INTO steps (incident_id, step_id, state, at, "by", reason) '
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, step_id) DO UPDATE SET "
+                'state = excluded.state, at = excluded.at, "by" = excluded."by", '
+                "reason = excluded.reason",
+                [incident_id, step_id, state, iso(at), by, reason],
             )
 
     def start_phase(self, incident_id: int, phase_id: str, at: datetime) -> None:
         with self.transaction():
-            self.db.execute(
-                "UPDATE phase_runs SET ended_at = ? WHERE incident_id = ? AND ended_at IS NULL",
-                [iso(at), incident_id],
-            )
-            self.db.table("phase_runs").insert(
-                {
-                    "incident_id": incident_id,
-                    "phase_id": phase_id,
-                    "started_at": iso(at),
-                    "ended_at": None,
-                }
+            self.end_phases(incident_id, at)
+            self._db.run(
+                "INSERT INTO phase_runs (incident_id, phase_id, started_at) VALUES (?, ?, ?)",
+                [incident_id, phase_id, iso(at)],
             )
 
     def end_phases(self, incident_id: int, at: datetime) -> None:
         with self.transaction():
-            self.db.execute(
+            self._db.run(
                 "UPDATE phase_runs SET ended_at = ? WHERE incident_id = ? AND ended_at IS NULL",
                 [iso(at), incident_id],
             )
 
     def phase_runs(self, incident_id: int) -> list[PhaseRun]:
-        rows = self._rows(
+        rows = self._db.rows(
             "SELECT * FROM phase_runs WHERE incident_id = ? ORDER BY id", [incident_id]
         )
         return [
@@ -624,21 +563,21 @@ class Store:
         link: str | None = None,
     ) -> int:
         with self.transaction():
-            row = {
-                "incident_id": incident_id,
-                "text": text,
-                "owner": owner,
-                "due": due,
-                "status": "open",
-                "created_at": iso(at),
-                "priority": priority,
-                "link": link,
-            }
-            return _new_id(self.db.table("actions").insert(row).last_pk)
+            return self._insert(
+                "INSERT INTO actions (incident_id, text, owner, due, status, created_at, "
+                "priority, link) VALUES (?, ?, ?, ?, 'open', ?, ?, ?)",
+                [incident_id, text, owner, due, iso(at), priority, link],
+            )
 
     def actions(self, incident_id: int) -> list[Action]:
-        rows = self._rows("SELECT * FROM actions WHERE incident_id = ? ORDER BY id", [incident_id])
+        rows = self._db.rows(
+            "SELECT * FROM actions WHERE incident_id = ? ORDER BY id", [incident_id]
+        )
         return [_action(r) for r in rows]
+
+    def action(self, action_id: int) -> Action | None:
+        rows = self._db.rows("SELECT * FROM actions WHERE id = ?", [action_id])
+        return _action(rows[0]) if rows else None
 
     # --- postmortems ---------------------------------------------------------
 
@@ -652,29 +591,25 @@ class Store:
         chart: str | None = None,
     ) -> None:
         with self.transaction():
-            self.db.table("postmortems").upsert(
-                {
-                    "incident_id": incident_id,
-                    "path": path,
-                    "language": language,
-                    "compiled_at": iso(at),
-                    "problem": problem,
-                    "chart": chart,
-                },
-                pk="incident_id",
+            self._db.run(
+                "INSERT INTO postmortems (incident_id, path, language, compiled_at, problem, "
+                "chart) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET "
+                "path = excluded.path, language = excluded.language, "
+                "compiled_at = excluded.compiled_at, problem = excluded.problem, "
+                "chart = excluded.chart",
+                [incident_id, path, language, iso(at), problem, chart],
             )
 
     def mark_postmortem_uploaded(self, incident_id: int, at: datetime) -> None:
         with self.transaction():
-            self.db.table("postmortems").update(incident_id, {"uploaded_at": iso(at)})
+            self._db.run(
+                "UPDATE postmortems SET uploaded_at = ? WHERE incident_id = ?",
+                [iso(at), incident_id],
+            )
 
     def postmortem(self, incident_id: int) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM postmortems WHERE incident_id = ?", [incident_id])
+        rows = self._db.rows("SELECT * FROM postmortems WHERE incident_id = ?", [incident_id])
         return rows[0] if rows else None
-
-    def action(self, action_id: int) -> Action | None:
-        rows = self._rows("SELECT * FROM actions WHERE id = ?", [action_id])
-        return _action(rows[0]) if rows else None
 
     # --- the inbox of acknowledged requests ---------------------------------
 
@@ -691,54 +626,82 @@ class Store:
         delivery: str | None = None,
         delivery_since: datetime | None = None,
     ) -> int | Literal["delivery", "double"]:
-        """Record a request, durably (fsync) before it is acknowledged; returns its id, or
-        why it is a repeat: "delivery", the same Slack delivery since `delivery_since` (the
-        signature window), or "double", the same request from the same person since
+        """Record a request, durably (synced to disk) before it is acknowledged; returns its
+        id, or why it is a repeat: "delivery", the same Slack delivery since
+        `delivery_since` (the signature window) or ever (a replica journaled it: the unique
+        key refuses it), or "double", the same request from the same person since
         `window_start` (a double click)."""
-        with self._lock:
-            self.db.execute("PRAGMA synchronous=FULL")  # acknowledged means on the disk
-            try:
-                with self.transaction():
-                    if (
-                        delivery is not None
-                        and self.db.execute(
-                            "SELECT 1 FROM inbox WHERE delivery = ? AND received_at >= ? LIMIT 1",
-                            [delivery, iso(delivery_since or window_start)],
-                        ).fetchone()
-                    ):
-                        return "delivery"
-                    if self.db.execute(
-                        "SELECT 1 FROM inbox WHERE dedupe_key = ? AND received_at >= ? LIMIT 1",
-                        [dedupe_key, iso(window_start)],
-                    ).fetchone():
-                        return "double"
-                    cursor = self.db.execute(  # plain SQL: this runs before every ack
-                        "INSERT INTO inbox (received_at, dedupe_key, actor, channel, incident_id, "
-                        "payload, reply_url, delivery) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            iso(received_at),
-                            dedupe_key,
-                            actor,
-                            channel,
-                            incident_id,
-                            payload,
-                            reply_url,
-                            delivery,
-                        ],
-                    )
-                    return _new_id(cursor.lastrowid)
-            finally:
-                self.db.execute("PRAGMA synchronous=NORMAL")
+        if isinstance(self._db, SQLiteDatabase):
+            with self._db.lock:  # FULL for this commit only: acknowledged means on the disk
+                self._db.synchronous("FULL")
+                try:
+                    return self._journal(
+                        received_at, dedupe_key, window_start, actor, channel, incident_id,
+                        payload, reply_url, delivery, delivery_since,
+                    )  # fmt: skip
+                finally:
+                    self._db.synchronous("NORMAL")
+        try:
+            return self._journal(
+                received_at, dedupe_key, window_start, actor, channel, incident_id,
+                payload, reply_url, delivery, delivery_since,
+            )  # fmt: skip
+        except Exception as exc:
+            if "inbox_delivery" in str(exc):  # another replica journaled this delivery
+                return "delivery"
+            raise
+
+    def _journal(
+        self,
+        received_at: datetime,
+        dedupe_key: str,
+        window_start: datetime,
+        actor: str,
+        channel: str | None,
+        incident_id: int | None,
+        payload: str,
+        reply_url: str | None,
+        delivery: str | None,
+        delivery_since: datetime | None,
+    ) -> int | Literal["delivery", "double"]:
+        with self.transaction():
+            if self.is_postgres:  # replicas: the same key is checked by one at a time
+                self._db.rows("SELECT pg_advisory_xact_lock(hashtext(?))", [dedupe_key])
+            if delivery is not None and self._db.rows(
+                "SELECT 1 FROM inbox WHERE delivery = ? AND received_at >= ? LIMIT 1",
+                [delivery, iso(delivery_since or window_start)],
+            ):
+                return "delivery"
+            if self._db.rows(
+                "SELECT 1 FROM inbox WHERE dedupe_key = ? AND received_at >= ? LIMIT 1",
+                [dedupe_key, iso(window_start)],
+            ):
+                return "double"
+            return self._insert(  # plain SQL: this runs before every acknowledgement
+                "INSERT INTO inbox (received_at, dedupe_key, actor, channel, incident_id, "
+                "payload, reply_url, delivery) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    iso(received_at),
+                    dedupe_key,
+                    actor,
+                    channel,
+                    incident_id,
+                    payload,
+                    reply_url,
+                    delivery,
+                ],
+            )
 
     def finish_request(self, inbox_id: int, at: datetime) -> None:
         with self.transaction():
-            self.db.execute(
+            self._db.run(
                 "UPDATE inbox SET done_at = ? WHERE id = ? AND done_at IS NULL", [iso(at), inbox_id]
             )
 
     def next_request(self, incident_id: int) -> dict[str, Any] | None:
-        """The oldest unfinished request of one incident: its requests run in journal order."""
-        rows = self._rows(
+        """The oldest unfinished request of one incident: its requests run in journal order.
+        Inside a transaction after `lock_incident`, no replica takes it meanwhile."""
+        rows = self._db.rows(
             "SELECT * FROM inbox WHERE incident_id = ? AND done_at IS NULL AND dead_at IS NULL "
             "ORDER BY id LIMIT 1",
             [incident_id],
@@ -746,9 +709,12 @@ class Store:
         return rows[0] if rows else None
 
     def request(self, inbox_id: int) -> dict[str, Any] | None:
-        """One request if it is still unfinished (requests that name no incident)."""
-        rows = self._rows(
-            "SELECT * FROM inbox WHERE id = ? AND done_at IS NULL AND dead_at IS NULL", [inbox_id]
+        """One request if it is still unfinished (requests that name no incident); inside a
+        transaction on PostgreSQL it is claimed: a replica working on it is skipped."""
+        lock = " FOR UPDATE SKIP LOCKED" if self.is_postgres and self.in_transaction else ""
+        rows = self._db.rows(
+            "SELECT * FROM inbox WHERE id = ? AND done_at IS NULL AND dead_at IS NULL" + lock,
+            [inbox_id],
         )
         return rows[0] if rows else None
 
@@ -756,26 +722,26 @@ class Store:
         """Count a failed try; after `give_up_after` tries the request is set aside (dead).
         Returns True when it was set aside."""
         with self.transaction():
-            self.db.execute(
+            self._db.run(
                 "UPDATE inbox SET attempts = attempts + 1, error = ? WHERE id = ?",
                 [error[:500], inbox_id],
             )
             return (
-                self.db.execute(
+                self._db.run(
                     "UPDATE inbox SET dead_at = ? WHERE id = ? AND attempts >= ?",
                     [iso(at), inbox_id, give_up_after],
-                ).rowcount
+                )
                 == 1
             )
 
     def unfinished_requests(self) -> list[dict[str, Any]]:
         """Acknowledged requests still to run (not finished, not set aside), oldest first."""
-        return self._rows(
+        return self._db.rows(
             "SELECT * FROM inbox WHERE done_at IS NULL AND dead_at IS NULL ORDER BY id"
         )
 
     def dead_requests(self) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM inbox WHERE dead_at IS NOT NULL ORDER BY id")
+        return self._db.rows("SELECT * FROM inbox WHERE dead_at IS NOT NULL ORDER BY id")
 
     # --- the outbox: what changes say, delivered after they commit ------------
 
@@ -788,32 +754,33 @@ class Store:
         lane: str | None = None,
     ) -> int:
         with self.transaction():
-            cursor = self.db.execute(
+            return self._insert(
                 "INSERT INTO outbox (incident_id, kind, body, due_at, created_at, lane) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [incident_id, kind, json.dumps(body, ensure_ascii=False), iso(at), iso(at), lane],
             )
-            return _new_id(cursor.lastrowid)
 
     def next_outgoing(
         self, incident_id: int | None, outgoing_id: int | None = None, lane: str | None = None
     ) -> Outgoing | None:
-        """The head of an incident's outbox (pending, oldest first) in its chat lane, or in
-        the outbound `lane`; without an incident, the one row `outgoing_id`."""
+        """The head of an incident's outbox in its chat lane, or in the outbound `lane`
+        (oldest first, pending or still going out: a replica may be delivering it); without
+        an incident, the one row `outgoing_id`."""
         if incident_id is None:
-            rows = self._rows(
-                "SELECT * FROM outbox WHERE id = ? AND state = 'pending'", [outgoing_id]
+            rows = self._db.rows(
+                "SELECT * FROM outbox WHERE id = ? AND state IN ('pending', 'sending')",
+                [outgoing_id],
             )
         elif lane is None:
-            rows = self._rows(
-                "SELECT * FROM outbox WHERE incident_id = ? AND state = 'pending' "
+            rows = self._db.rows(
+                "SELECT * FROM outbox WHERE incident_id = ? AND state IN ('pending', 'sending') "
                 "AND lane IS NULL ORDER BY id LIMIT 1",
                 [incident_id],
             )
         else:
-            rows = self._rows(
-                "SELECT * FROM outbox WHERE incident_id = ? AND lane = ? AND state = 'pending' "
-                "ORDER BY id LIMIT 1",
+            rows = self._db.rows(
+                "SELECT * FROM outbox WHERE incident_id = ? AND lane = ? "
+                "AND state IN ('pending', 'sending') ORDER BY id LIMIT 1",
                 [incident_id, lane],
             )
         return _outgoing(rows[0]) if rows else None
@@ -831,28 +798,34 @@ class Store:
         if expect is not None:
             sql, params = sql + " AND state = ?", [*params, expect]
         with self.transaction():
-            return self.db.execute(sql, params).rowcount == 1
+            return self._db.run(sql, params) == 1
 
     def retry_outgoing(self, outgoing_id: int, due_at: datetime, error: str) -> None:
         with self.transaction():
-            self.db.execute(
+            self._db.run(
                 "UPDATE outbox SET state = 'pending', attempts = attempts + 1, due_at = ?, "
                 "error = ? WHERE id = ?",
                 [iso(due_at), error[:500], outgoing_id],
             )
 
-    def interrupted_outgoing(self) -> list[Outgoing]:
-        return [_outgoing(r) for r in self._rows("SELECT * FROM outbox WHERE state = 'sending'")]
+    def interrupted_outgoing(self, before: datetime | None = None) -> list[Outgoing]:
+        """Rows left `sending`; with `before`, only those claimed before then (replicas:
+        another, live one may be sending the newer ones right now)."""
+        if before is None:
+            rows = self._db.rows("SELECT * FROM outbox WHERE state = 'sending'")
+        else:
+            rows = self._db.rows(
+                "SELECT * FROM outbox WHERE state = 'sending' AND done_at < ?", [iso(before)]
+            )
+        return [_outgoing(r) for r in rows]
 
     def pending_outgoing(self) -> list[Outgoing]:
         """Every undelivered row, oldest first (start-up: wake each incident's lane)."""
-        return [
-            _outgoing(r)
-            for r in self._rows("SELECT * FROM outbox WHERE state = 'pending' ORDER BY id")
-        ]
+        rows = self._db.rows("SELECT * FROM outbox WHERE state = 'pending' ORDER BY id")
+        return [_outgoing(r) for r in rows]
 
     def failed_outgoing(self, limit: int = 50) -> list[Outgoing]:
-        rows = self._rows(
+        rows = self._db.rows(
             "SELECT * FROM outbox WHERE state IN ('failed', 'unknown') ORDER BY id DESC LIMIT ?",
             [limit],
         )
@@ -860,12 +833,7 @@ class Store:
 
     def probe_write(self, at: datetime) -> None:
         """A real write (health checks): raises while the database cannot be written."""
-        with self.transaction():
-            self.db.execute(
-                "INSERT INTO meta (key, value) VALUES ('healthz', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [iso(at)],
-            )
+        self.set_meta("healthz", iso(at))
 
     # --- reminders ----------------------------------------------------------
 
@@ -880,22 +848,26 @@ class Store:
     ) -> None:
         """Insert a pending reminder; one that already exists (same series and number) is kept."""
         with self.transaction():
-            self.db.execute(
-                "INSERT OR IGNORE INTO reminders (incident_id, kind, ref, seq, due_at, state, "
-                "created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+            self._db.run(
+                "INSERT INTO reminders (incident_id, kind, ref, seq, due_at, state, created_at) "
+                "VALUES (?, ?, ?, ?, ?, 'pending', ?) "
+                "ON CONFLICT (incident_id, kind, ref, seq) DO NOTHING",
                 [incident_id, kind, ref, seq, iso(due_at), iso(created_at)],
             )
 
-    def due_reminders(self, now: datetime, limit: int = 500) -> list[Reminder]:
+    def due_reminders(self, now: datetime, limit: int = 500, claim: bool = False) -> list[Reminder]:
         """Pending rows due by `now` of the `limit` incidents waiting longest, every due row
-        of each: what fell due for one incident (say, while the bot was down) goes together."""
-        rows = self._rows(
-            "SELECT * FROM reminders WHERE state = 'pending' AND due_at <= :now "
+        of each: what fell due for one incident (say, while the bot was down) goes together.
+        `claim` (inside a transaction): on PostgreSQL, rows another replica is claiming are
+        skipped, so replicas take disjoint sets."""
+        lock = " FOR UPDATE SKIP LOCKED" if claim and self.is_postgres else ""
+        rows = self._db.rows(
+            "SELECT * FROM reminders WHERE state = 'pending' AND due_at <= ? "
             "AND incident_id IN (SELECT incident_id FROM reminders "
-            "WHERE state = 'pending' AND due_at <= :now "
-            "GROUP BY incident_id ORDER BY MIN(due_at), MIN(id) LIMIT :limit) "
-            "ORDER BY due_at, id",
-            {"now": iso(now), "limit": limit},
+            "WHERE state = 'pending' AND due_at <= ? "
+            "GROUP BY incident_id ORDER BY MIN(due_at), MIN(id) LIMIT ?) "
+            "ORDER BY due_at, id" + lock,
+            [iso(now), iso(now), limit],
         )
         return [_reminder(r) for r in rows]
 
@@ -905,10 +877,20 @@ class Store:
             sql, params = sql + " AND incident_id = ?", [*params, incident_id]
         if state is not None:
             sql, params = sql + " AND state = ?", [*params, state]
-        return [_reminder(r) for r in self._rows(sql + " ORDER BY due_at, id", params)]
+        return [_reminder(r) for r in self._db.rows(sql + " ORDER BY due_at, id", params)]
+
+    def interrupted_reminders(self, before: datetime | None = None) -> list[Reminder]:
+        """Rows left `sending`; with `before`, only those claimed before then (see
+        interrupted_outgoing)."""
+        if before is None:
+            return self.reminders(state="sending")
+        rows = self._db.rows(
+            "SELECT * FROM reminders WHERE state = 'sending' AND done_at < ?", [iso(before)]
+        )
+        return [_reminder(r) for r in rows]
 
     def next_reminder_due(self) -> datetime | None:
-        rows = self._rows("SELECT MIN(due_at) AS due FROM reminders WHERE state = 'pending'")
+        rows = self._db.rows("SELECT MIN(due_at) AS due FROM reminders WHERE state = 'pending'")
         return _dt(rows[0]["due"]) if rows else None
 
     def set_reminder_state(
@@ -920,23 +902,21 @@ class Store:
         if expect is not None:
             sql, params = sql + " AND state = ?", [*params, expect]
         with self.transaction():
-            return self.db.execute(sql, params).rowcount == 1
+            return self._db.run(sql, params) == 1
 
     def set_reminder_states(self, states: list[tuple[int, str, datetime]]) -> None:
         """Record the outcomes (reminder id, state, when) of claimed rows in one transaction."""
         if not states:
             return
         with self.transaction():
-            self.db.conn.executemany(
+            self._db.run_many(
                 "UPDATE reminders SET state = ?, done_at = ? WHERE id = ? AND state = 'sending'",
                 [(state, iso(at), reminder_id) for reminder_id, state, at in states],
             )
 
     def reschedule_reminder(self, reminder_id: int, due_at: datetime) -> None:
         with self.transaction():
-            self.db.execute(
-                "UPDATE reminders SET due_at = ? WHERE id = ?", [iso(due_at), reminder_id]
-            )
+            self._db.run("UPDATE reminders SET due_at = ? WHERE id = ?", [iso(due_at), reminder_id])
 
     def cancel_reminders(
         self, incident_id: int, at: datetime, keep_kinds: tuple[str, ...] = ()
@@ -950,7 +930,7 @@ class Store:
             sql += f" AND kind NOT IN ({','.join('?' * len(keep_kinds))})"
             params += list(keep_kinds)
         with self.transaction():
-            self.db.execute(sql, params)
+            self._db.run(sql, params)
 
     # --- alert groups (bot/alerts.py): one open incident per Alertmanager group ----
 
@@ -959,12 +939,12 @@ class Store:
         is released first, so its next firing declares a new one. Call it inside the
         transaction that declares: the UNIQUE open key makes a second declaration fail."""
         with self.transaction():
-            self.db.execute(
+            self._db.run(
                 "UPDATE alert_groups SET open_key = NULL WHERE open_key = ? AND incident_id IN "
                 "(SELECT id FROM incidents WHERE status = 'closed')",
                 [group_key],
             )
-            rows = self._rows(
+            rows = self._db.rows(
                 "SELECT incident_id FROM alert_groups WHERE open_key = ?", [group_key]
             )
         return int(rows[0]["incident_id"]) if rows else None
@@ -980,7 +960,7 @@ class Store:
         at: datetime,
     ) -> None:
         with self.transaction():
-            self.db.execute(
+            self._db.run(
                 "INSERT INTO alert_groups (incident_id, group_key, open_key, status, receiver, "
                 "announce, summary, first_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -1000,7 +980,7 @@ class Store:
         self, incident_id: int, status: str, summary: dict[str, Any], at: datetime
     ) -> None:
         with self.transaction():
-            self.db.execute(
+            self._db.run(
                 "UPDATE alert_groups SET status = ?, summary = ?, received = received + 1, "
                 "last_at = ? WHERE incident_id = ?",
                 [status, json.dumps(summary, ensure_ascii=False), iso(at), incident_id],
@@ -1008,32 +988,36 @@ class Store:
 
     def alert_group(self, incident_id: int) -> dict[str, Any] | None:
         """The alert group an incident was declared from (its `summary` parsed), or None."""
-        rows = self._rows("SELECT * FROM alert_groups WHERE incident_id = ?", [incident_id])
+        rows = self._db.rows("SELECT * FROM alert_groups WHERE incident_id = ?", [incident_id])
         if not rows:
             return None
-        row = rows[0]
+        row = dict(rows[0])
         row["summary"] = json.loads(row["summary"])
         return row
 
     # --- helpers ------------------------------------------------------------
 
-    def _rows(
-        self, sql: str, params: list[Any] | dict[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
-        with self._lock:
-            cursor = self.db.execute(sql, params or [])
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    def _insert(self, sql: str, params: list[Any]) -> int:
+        """Run an INSERT and return the new row's id (`RETURNING id`, on both databases)."""
+        rows = self._db.rows(sql + " RETURNING id", params)
+        return _new_id(rows[0]["id"])
+
+
+def _columns(fields: dict[str, Any]) -> list[str]:
+    unknown = set(fields) - _INCIDENT_COLUMNS
+    if unknown:
+        raise ValueError(f"not incident columns: {sorted(unknown)}")
+    return list(fields)
+
+
+def _value(value: Any) -> Any:
+    return iso(value) if isinstance(value, datetime) else value
 
 
 def _new_id(value: object) -> int:
     """The integer primary key of a row just inserted."""
     assert isinstance(value, int), value
     return value
-
-
-def _encode(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: iso(v) if isinstance(v, datetime) else v for k, v in fields.items()}
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -1096,6 +1080,7 @@ def _outgoing(row: dict[str, Any]) -> Outgoing:
         due_at=parse_iso(row["due_at"]),
         created_at=parse_iso(row["created_at"]),
         error=row["error"],
+        done_at=_dt(row["done_at"]),
         lane=row.get("lane"),
     )
 
@@ -1113,6 +1098,9 @@ def _handoff(row: dict[str, Any]) -> Handoff:
 
 
 def database_unavailable(error: BaseException) -> bool:
-    """Whether `error` is the database failing (disk full, read-only, I/O, locked) rather
-    than the request: such work is retried later, not set aside."""
-    return isinstance(error, sqlite3.OperationalError)
+    """Whether `error` is the database failing (disk full, read-only, I/O, locked, the
+    connection lost) rather than the request: such work is retried later, not set aside."""
+    return unavailable_error(error)
+
+
+__all__ = ["Store", "StoreError", "database_unavailable", "is_postgres"]

@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.bootstrap import SlackBot, alert_routes, build_slack
 from bot.clock import Clock
-from bot.config import Settings
+from bot.config import Settings, database_file, database_missing
 from bot.http_server import BoundedHTTPServer
 from bot.routes import RoutesInvalid
 from bot.slack.client import web_client
@@ -124,8 +124,11 @@ def serve(settings: Settings, http: bool, port: int, host: str | None = None) ->
     socket_mode = bool(settings.slack_app_token) and not http
     check_tokens(settings, http=not socket_mode)
     host = host or ("127.0.0.1" if socket_mode else "0.0.0.0")
+    path = database_file(settings.db)
+    if path is None:  # PostgreSQL: replicas may share it, each serving on its own
+        return _serve(settings, socket_mode, port, host)
     try:
-        writer = hold_writer_lock(settings.db)
+        writer = hold_writer_lock(path)
     except DatabaseInUse as exc:
         raise StartupError(str(exc)) from None
     try:
@@ -135,7 +138,7 @@ def serve(settings: Settings, http: bool, port: int, host: str | None = None) ->
 
 
 def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
-    if not settings.db.exists():
+    if database_missing(settings.db):
         log.warning("no database at %s: creating a new, empty one", settings.db)
         print(f"incident-bot: no database at {settings.db}; creating a new, empty one", flush=True)
     client = web_client(settings)

@@ -20,7 +20,7 @@ from tests.fakeslack import FakeSlack
 
 
 def _inbox(harness) -> int:
-    return harness.running.bot.store._rows("SELECT COUNT(*) AS n FROM inbox")[0]["n"]
+    return harness.running.bot.store._db.rows("SELECT COUNT(*) AS n FROM inbox")[0]["n"]
 
 
 def _created(harness) -> str:

@@ -179,7 +179,7 @@ def test_unrouted_and_resolved_groups_declare_nothing_and_journal_nothing(alerti
     )
     assert alerting.bot.store.incidents(include_closed=True) == []
     assert alerting.bot.store.unfinished_requests() == []
-    rows = alerting.bot.store._rows("SELECT COUNT(*) AS n FROM inbox")
+    rows = alerting.bot.store._db.rows("SELECT COUNT(*) AS n FROM inbox")
     assert rows[0]["n"] == 0
 
 

@@ -62,9 +62,12 @@ def _final(bot) -> dict[int, object]:
     state: dict[int, object] = {}
     for incident in store.incidents(include_closed=True):
         i = incident.id
-        outbox = store.db.execute(
-            "SELECT kind, body FROM outbox WHERE incident_id = ? ORDER BY id", [i]
-        ).fetchall()
+        outbox = [
+            (r["kind"], r["body"])
+            for r in store.query(
+                "SELECT kind, body FROM outbox WHERE incident_id = ? ORDER BY id", [i]
+            )
+        ]
         state[i] = (
             (incident.status, incident.severity, incident.phase_index),
             [(h.role_id, h.user) for h in store.holdings(i)],

@@ -132,7 +132,7 @@ def test_the_signature_is_the_hmac_of_the_exact_body():
 def test_secrets_are_added_when_sending_never_kept_with_the_rows(core, pagerduty, webhook):
     bot, _ = core
     type_(bot, "start service-outage sev2 Disk filling", channel="C0")
-    rows = bot.store._rows("SELECT body FROM outbox WHERE kind IN ('page', 'webhook')")
+    rows = bot.store._db.rows("SELECT body FROM outbox WHERE kind IN ('page', 'webhook')")
     assert rows
     assert all(ROUTING_KEY not in r["body"] and NOTIFY_SECRET not in r["body"] for r in rows)
 
@@ -193,7 +193,7 @@ def test_a_refused_event_is_not_retried_and_the_channel_is_told(core, pagerduty,
     assert "127.0.0.1 could not be told about INC-1 (HTTP 400" in said[0]
     assert "it is not sent again" in said[0]
     assert "/hook" not in said[0]  # a URL's path or query may hold a secret: only the host
-    states = bot.store._rows("SELECT state FROM outbox WHERE kind = 'webhook' ORDER BY id")
+    states = bot.store._db.rows("SELECT state FROM outbox WHERE kind = 'webhook' ORDER BY id")
     assert [s["state"] for s in states] == ["failed", "sent", "sent"]  # the lane went on
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -61,8 +62,8 @@ def test_event_round_trip_keeps_data_and_order(store):
 
 
 def test_database_uses_wal_and_records_its_schema_version(store):
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] >= 1
+    assert store.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
+    assert store.query("PRAGMA user_version")[0]["user_version"] >= 1
 
 
 def test_a_transaction_that_fails_leaves_nothing_behind(store):
@@ -114,37 +115,25 @@ def test_many_threads_write_to_many_incidents_without_losing_events(store, catal
 
 
 def test_a_database_from_before_review_fields_upgrades_and_keeps_its_actions(tmp_path):
-    from sqlite_utils import Database
-
+    from bot.database import ddl_for
     from bot.store import _APP_ID, MIGRATIONS
 
     path = tmp_path / "old.db"
-    old = Database(sqlite3.connect(str(path), isolation_level=None))
-    for migrate in MIGRATIONS[:5]:  # the schema before actions had a priority and a link
-        migrate(old)
+    old = sqlite3.connect(str(path), isolation_level=None)
+    for statements in MIGRATIONS[:5]:  # the schema before actions had a priority and a link
+        for statement in statements:
+            old.execute(ddl_for("sqlite", statement))
     old.execute(f"PRAGMA application_id={_APP_ID}")
     old.execute("PRAGMA user_version=5")
-    old["incidents"].insert(
-        {
-            "id": 1,
-            "title": "x",
-            "severity": "sev2",
-            "status": "closed",
-            "runbook_id": "r",
-            "started_at": "2026-01-15T02:00:00+00:00",
-        }
+    old.execute(
+        "INSERT INTO incidents (id, title, severity, status, runbook_id, started_at) "
+        "VALUES (1, 'x', 'sev2', 'closed', 'r', '2026-01-15T02:00:00+00:00')"
     )
-    old["actions"].insert(
-        {
-            "incident_id": 1,
-            "text": "Pin the pool",
-            "owner": "eli",
-            "due": None,
-            "status": "open",
-            "created_at": "2026-01-15T02:00:00+00:00",
-        }
+    old.execute(
+        "INSERT INTO actions (incident_id, text, owner, due, status, created_at) "
+        "VALUES (1, 'Pin the pool', 'eli', NULL, 'open', '2026-01-15T02:00:00+00:00')"
     )
-    old.conn.close()
+    old.close()
     store = Store(path)
     try:
         (action,) = store.actions(1)
@@ -153,6 +142,31 @@ def test_a_database_from_before_review_fields_upgrades_and_keeps_its_actions(tmp
             1, "Alert", None, None, action.created_at, priority="p1", link="https://x.example/1"
         )
         assert [(a.priority, a.link) for a in store.actions(1)][-1] == ("p1", "https://x.example/1")
-        assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert store.query("PRAGMA user_version")[0]["user_version"] == len(MIGRATIONS)
+    finally:
+        store.close()
+
+
+def test_a_database_written_by_the_previous_release_opens_and_carries_on(tmp_path):
+    """tests/data/schema7.db was written by the bot before the store ran on PostgreSQL too
+    (sqlite-utils built its tables): an incident, a role, an update, a step, an action and
+    a request left unfinished. It upgrades in place and everything is still there."""
+    import shutil
+
+    path = tmp_path / "v7.db"
+    shutil.copy(Path(__file__).parent.parent / "data" / "schema7.db", path)
+    store = Store(path)
+    try:
+        (incident,) = store.incidents()
+        assert incident.title == "From the previous release"
+        assert store.current_holders(incident.id) == {"commander": "ana", "tech-lead": "ben"}
+        assert [e.text for e in store.events(incident.id, kinds=("update",))] == ["looking at it"]
+        assert set(store.step_records(incident.id)) == {"1.1"}
+        (action,) = store.actions(incident.id)
+        assert (action.priority, action.link) == ("p1", "https://x.example/1")
+        (left,) = store.unfinished_requests()
+        assert left["incident_id"] == incident.id and left["attempts"] == 0
+        store.set_holder(incident.id, "ops-a", "chen", incident.started_at)  # still writable
+        assert store.current_holders(incident.id)["ops-a"] == "chen"
     finally:
         store.close()

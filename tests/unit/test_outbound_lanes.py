@@ -76,5 +76,5 @@ def test_outbound_rows_cut_off_by_a_crash_are_resumed_in_their_lanes(store):
         store.set_outgoing(row.id, "sending", wall())
     lanes = outbox.recover()
     assert set(lanes) == {("out:pagerduty", 3), ("out:https://a.example/hook", 3)}
-    states = {r["kind"]: r["state"] for r in store._rows("SELECT kind, state FROM outbox")}
+    states = {r["kind"]: r["state"] for r in store._db.rows("SELECT kind, state FROM outbox")}
     assert states == {"page": "pending", "webhook": "pending", "post": "unknown"}

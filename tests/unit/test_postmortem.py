@@ -473,7 +473,7 @@ def test_cli_postmortem_follows_the_same_rule_and_says_where(settings, monkeypat
     assert f"{path} was edited since the bot wrote it, so it was kept" in out
     assert out.strip().endswith(str(path.with_name("INC-1.rebuilt.md")))
     assert path.read_text(encoding="utf-8") == "mine\n"
-    assert not settings.db.exists()  # --drill never opened the live database
+    assert not Path(settings.db).exists()  # --drill never opened the live database
 
 
 def test_the_review_links_its_chart_and_shares_both_files_together(wired, settings, chat):

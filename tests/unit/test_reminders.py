@@ -340,11 +340,11 @@ def test_a_failure_between_chunks_still_records_what_went_out(
     claim = reminders._claim
     calls = []
 
-    def claim_then_fail(batch, now):
-        calls.append(batch)
+    def claim_then_fail(now):
+        calls.append(now)
         if len(calls) == 2:
             raise OSError("disk I/O error")
-        return claim(batch, now)
+        return claim(now)
 
     monkeypatch.setattr(reminders, "_claim", claim_then_fail)
     with pytest.raises(OSError):
