@@ -937,8 +937,12 @@ class Store:
     def open_alert_incident(self, group_key: str) -> int | None:
         """The open incident of an alert group, if any. A group whose incident was closed
         is released first, so its next firing declares a new one. Call it inside the
-        transaction that declares: the UNIQUE open key makes a second declaration fail."""
+        transaction that declares: on PostgreSQL it holds the group until that commits (two
+        replicas or lanes with one group: the second waits, then finds the incident); the
+        UNIQUE open key refuses a second declaration in any case."""
         with self.transaction():
+            if self.is_postgres:  # (key space 2 of the two-int form: alert groups)
+                self._db.rows("SELECT pg_advisory_xact_lock(2, hashtext(?))", [group_key])
             self._db.run(
                 "UPDATE alert_groups SET open_key = NULL WHERE open_key = ? AND incident_id IN "
                 "(SELECT id FROM incidents WHERE status = 'closed')",
