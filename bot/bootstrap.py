@@ -23,7 +23,8 @@ from bot.config import Settings, admin_ids
 from bot.dispatch import CommandHandler
 from bot.engine import IncidentService, Policy
 from bot.messages import Renderer
-from bot.outbox import Outbox
+from bot.outbound import Outbound, OutboundSettings
+from bot.outbox import Outbox, is_outbound
 from bot.postmortem import ReviewOptions
 from bot.reminders import ReminderService
 from bot.runbook import Catalog, shipped_runbooks_dir
@@ -33,10 +34,12 @@ if TYPE_CHECKING:  # the Slack side is imported only by build_slack: the demo ne
     from slack_bolt import App
     from slack_sdk import WebClient
 
+    from bot.hooks import AlertIntake
     from bot.http_server import BoundedHTTPServer
     from bot.lanes import Lane, Lanes
     from bot.reminders import ReminderScheduler
     from bot.replicas import Sweeper
+    from bot.routes import Routes
     from bot.slack.plan_redraws import PlanRedraws
     from bot.slack.priority import RequestsFirst
 
@@ -45,6 +48,7 @@ LISTENER_THREADS = 16  # requests being journaled and acknowledged at once
 WORK_THREADS = 16  # incidents whose commands are being carried out at once
 DELIVERY_THREADS = 16  # incidents whose messages are being posted at once (Slack's pace)
 HOME_THREADS = 2  # Home tabs being published at once (a read and one views.publish each)
+OUTBOUND_THREADS = 8  # pages and event webhooks being sent at once (apart from Slack's)
 COMMAND_DEFER = 0.05  # seconds a state change may wait for acknowledgements in all
 
 
@@ -80,11 +84,13 @@ def build(
     accepts_user: Callable[[str], bool] = lambda user: True,
     wake_delivery: Callable[[Lane], None] | None = None,
     wake_command: Callable[[Lane], None] = lambda lane: None,
+    channel_url: Callable[[str], str | None] = lambda channel: None,
 ) -> Bot:
     """The core around `chat`. `drill=True` (drills, the demo): reviews go to
-    `postmortems/drills/`, and no follow-up action ever reminds anyone. The callbacks are
-    the Slack wiring's (see build_slack); by default the plan is redrawn at once and what a
-    command says is delivered in the caller's thread."""
+    `postmortems/drills/`, no follow-up action ever reminds anyone, and nothing is paged or
+    sent to event webhooks. The callbacks are the Slack wiring's (see build_slack); by
+    default the plan is redrawn at once and what a command says is delivered in the
+    caller's thread. `channel_url`: a web link to a channel, for pages and events."""
     store = store or Store(settings.db)
     catalog = Catalog(runbook_folder(settings))
     policy = Policy(settings.policy, admin_ids(settings))
@@ -99,6 +105,7 @@ def build(
     )
     render = Renderer(settings.language, mention=chat.mention, escape=chat.escape)
     outbox = Outbox(store, wake=wake_delivery)
+    outbound = None if drill else outbound_for(settings, store, outbox, channel_url)
     handler = CommandHandler(
         service,
         chat,
@@ -109,6 +116,7 @@ def build(
         plan_changed=plan_changed,
         accepts_user=accepts_user,
         wake_lane=wake_command,
+        outbound=outbound,
     )
     reminders = ReminderService(
         store,
@@ -119,8 +127,39 @@ def build(
         drill=drill,
         # overdue steps and a raised severity show in the plan
         after_post=handler.plan_changed,
+        raised=handler.severity_raised,
     )
     return Bot(settings, store, clock, catalog, service, handler, reminders)
+
+
+def outbound_for(
+    settings: Settings, store: Store, outbox: Outbox, channel_url: Callable[[str], str | None]
+) -> Outbound | None:
+    """Pages and event webhooks as configured (DESIGN §4b), or None when neither is."""
+    options = OutboundSettings(
+        pagerduty_key=settings.pagerduty_routing_key,
+        pagerduty_url=settings.pagerduty_url,
+        notify_urls=tuple(settings.notify_targets),
+        notify_secret=settings.notify_secret,
+    )
+    return Outbound(options, store, outbox, channel_url) if options.enabled else None
+
+
+def alert_routes(settings: Settings) -> Routes | None:
+    """The routes file when alerts are taken (a webhook token is set), checked against the
+    runbooks there are; raises RoutesInvalid with each problem as file:line."""
+    from bot.routes import load_routes
+    from bot.runbook import validate_paths
+
+    if not settings.webhook_token:
+        return None
+    good, _ = validate_paths([runbook_folder(settings)])  # quietly: Catalog logs the rest
+    return load_routes(settings.routes, [loaded.runbook.id for loaded in good])
+
+
+def slack_channel_url(channel: str) -> str:
+    """A link that opens a channel in Slack (the workspace is the viewer's own)."""
+    return f"https://slack.com/app_redirect?channel={channel}"
 
 
 @dataclass
@@ -134,13 +173,22 @@ class SlackBot:
     deliveries: Lanes
     priority: RequestsFirst
     plan_redraws: PlanRedraws
-    pools: list[ThreadPoolExecutor]  # listeners, commands, deliveries, homes: stopped in order
+    pools: list[ThreadPoolExecutor]  # listeners, commands, deliveries, homes, outbound: in order
+    outbound: Lanes | None = None  # pages and event webhooks, apart from the chat deliveries
+    alerts: AlertIntake | None = None  # POST /hooks/alertmanager, when a token is set
     server: BoundedHTTPServer | None = None
     # Socket Mode has no signing secret: then only /healthz is served over HTTP,
     # so nobody on the network can post unsigned commands to /slack/events
     events_over_http: bool = True
     interrupted: list[Lane] = field(default_factory=list)  # outbox lanes a crash left
     sweeper: Sweeper | None = None  # replicas (PostgreSQL): takes up work others left
+
+    def wake_delivery(self, lane: Lane) -> None:
+        """Wake an outbox lane in its own lanes: outbound targets apart from the chat."""
+        if is_outbound(lane) and self.outbound is not None:
+            self.outbound.wake(lane)
+        else:
+            self.deliveries.wake(lane)
 
     @property
     def url(self) -> str:
@@ -172,6 +220,8 @@ class SlackBot:
             self.sweeper.stop()
         self.commands.close()
         self.deliveries.close()
+        if self.outbound is not None:
+            self.outbound.close()
         self.scheduler.shutdown()
         self.plan_redraws.stop()
         self.bot.close()
@@ -182,10 +232,13 @@ def build_slack(
     client: WebClient | None = None,
     clock: Clock | None = None,
     events_over_http: bool = True,
+    routes: Routes | None = None,
 ) -> SlackBot:
     """The Slack bot: chat on the Web API, commands in per-incident lanes, what they say
-    from the outbox, reminders on their alarm, plans redrawn at chat.update's pace, and
-    the bolt app whose listeners journal and acknowledge."""
+    from the outbox, reminders on their alarm, plans redrawn at chat.update's pace, the
+    bolt app whose listeners journal and acknowledge, and (with a webhook token and
+    `routes`) the Alertmanager intake; pages and event webhooks go out in lanes of their
+    own."""
     from bot.lanes import Lanes
     from bot.persistence_clock import persisted_clock
     from bot.reminders import ReminderScheduler
@@ -208,6 +261,7 @@ def build_slack(
     scheduler: ReminderScheduler
     commands: Lanes
     deliveries: Lanes
+    outbound: Lanes
     plan_redraws = PlanRedraws(
         lambda incident_id: priority.run(core.handler.refresh_plan, incident_id)
     )
@@ -221,14 +275,16 @@ def build_slack(
         # commands and reminders stay quick; the pinned picture follows at chat.update's pace
         plan_changed=plan_redraws.mark,
         accepts_user=is_slack_user,
-        wake_delivery=lambda lane: deliveries.wake(lane),
+        wake_delivery=lambda lane: (outbound if is_outbound(lane) else deliveries).wake(lane),
         wake_command=lambda lane: commands.wake(lane),
+        channel_url=slack_channel_url,
     )
     handler = core.handler
     scheduler = ReminderScheduler(core.reminders, clock)
     listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
     work = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="work")
     deliver = ThreadPoolExecutor(max_workers=DELIVERY_THREADS, thread_name_prefix="deliver")
+    send = ThreadPoolExecutor(max_workers=OUTBOUND_THREADS, thread_name_prefix="outbound")
     # state changes wait for acknowledgements only briefly; what they say may wait longer
     commands = Lanes(
         "commands",
@@ -242,11 +298,18 @@ def build_slack(
         lambda lane: handler.outbox.step(lane, handler),
         run=lambda step, lane: priority.run(step, lane),
     )
+    # pages and webhooks wait for nothing of Slack's (no RequestsFirst): other hosts
+    outbound = Lanes("outbound", send, lambda lane: handler.outbox.step(lane, handler))
     homes = ThreadPoolExecutor(max_workers=HOME_THREADS, thread_name_prefix="home")
     home = HomeTab(
         store, clock, client, handler.render, chat.channel_link, homes, priority, settings.timezone
     )
     app = create_app(core, client, settings.slack_signing_secret, listeners, commands, home)
+    alerts = None
+    if settings.webhook_token and routes is not None:
+        from bot.hooks import AlertIntake
+
+        alerts = AlertIntake(handler, store, routes, commands.wake)
     sweeper = None
     if store.is_postgres:
 
@@ -254,7 +317,7 @@ def build_slack(
             for lane in handler.pending_lanes():
                 commands.wake(lane)
             for lane in handler.outbox.waiting_lanes():
-                deliveries.wake(lane)
+                (outbound if is_outbound(lane) else deliveries).wake(lane)
             scheduler.poke()
 
         sweeper = Sweeper(sweep)
@@ -266,7 +329,9 @@ def build_slack(
         deliveries=deliveries,
         priority=priority,
         plan_redraws=plan_redraws,
-        pools=[listeners, work, deliver, homes],
+        pools=[listeners, work, deliver, homes, send],
         events_over_http=events_over_http,
+        outbound=outbound,
+        alerts=alerts,
         sweeper=sweeper,
     )

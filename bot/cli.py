@@ -23,7 +23,7 @@ from bot.config import (
     load_settings,
 )
 from bot.database import _redact, is_postgres
-from bot.runbook import validate_paths
+from bot.runbook import runbook_files, validate_paths
 from bot.store import Store, StoreError
 
 if TYPE_CHECKING:
@@ -31,19 +31,38 @@ if TYPE_CHECKING:
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
+    """Runbooks, and routes files (a YAML mapping with `routes:`) against those runbooks.
+    Without paths: the runbook folder, and INCIDENT_BOT_ROUTES when it exists (or when
+    alerts are on: INCIDENT_BOT_WEBHOOK_TOKEN is set)."""
     from bot.bootstrap import runbook_folder
+    from bot.routes import RoutesInvalid, is_routes_file, load_routes
 
-    paths = [Path(p) for p in args.paths] or [runbook_folder(settings)]
-    good, problems = validate_paths(paths)
+    given = [Path(p) for p in args.paths]
+    files = runbook_files(given or [runbook_folder(settings)])
+    routes_files = [f for f in files if f.is_file() and is_routes_file(f)]
+    runbooks = [f for f in files if f not in routes_files]
+    if not given and (settings.routes.exists() or settings.webhook_token):
+        routes_files.append(settings.routes)
+    good, problems = validate_paths(runbooks) if runbooks or not routes_files else ([], [])
+    if not runbooks and routes_files:  # routes alone: the runbooks they may name are the bot's
+        good = validate_paths([runbook_folder(settings)])[0]
+    elif not good and not problems:
+        print(f"{(given or [runbook_folder(settings)])[0]}:1: no runbooks found (*.yaml)")
+        return 1
+    checked = []
+    for path in routes_files:
+        try:
+            checked.append((path, load_routes(path, [g.runbook.id for g in good])))
+        except RoutesInvalid as exc:
+            problems += exc.problems
     for problem in problems:
         print(problem)
-    if not good and not problems:
-        print(f"{paths[0]}:1: no runbooks found (*.yaml)")
-        return 1
     if problems:
         return 1
-    for loaded in good:
+    for loaded in good if runbooks else []:
         print(f"ok  {loaded.path}  ({loaded.runbook.id}, {len(loaded.runbook.phases)} phases)")
+    for path, routes in checked:
+        print(f"ok  {path}  ({len(routes)} route{'s' if len(routes) != 1 else ''})")
     return 0
 
 
@@ -205,7 +224,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.logs import setup_logging
     from bot.slack.server import StartupError, serve
 
-    secrets = [settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret]
+    secrets = [
+        settings.slack_bot_token,
+        settings.slack_app_token,
+        settings.slack_signing_secret,
+        settings.webhook_token,
+        settings.pagerduty_routing_key,
+        settings.notify_secret,
+    ]
     setup_logging(settings.log_format == "json", [s for s in secrets if s])
     try:
         return serve(settings, http=args.http, port=args.port, host=args.host)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.database import is_postgres
+
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+MIN_TOKEN = 16  # characters of INCIDENT_BOT_WEBHOOK_TOKEN: a guessable token guards nothing
 
 
 class SettingsError(Exception):
@@ -65,6 +69,56 @@ class Settings(BaseSettings):
     policy: Literal["lead", "anyone"] = Field("lead", validation_alias="INCIDENT_BOT_POLICY")
     admins: str = Field("", validation_alias="INCIDENT_BOT_ADMINS")  # user ids, comma-separated
     language: Literal["en", "zh"] = Field("en", validation_alias="INCIDENT_BOT_LANGUAGE")
+    # alerts in, pages and events out (DESIGN §4b)
+    routes: Path = Field(Path("config/routes.yaml"), validation_alias="INCIDENT_BOT_ROUTES")
+    webhook_token: str | None = Field(None, validation_alias="INCIDENT_BOT_WEBHOOK_TOKEN")
+    pagerduty_routing_key: str | None = Field(
+        None, validation_alias="INCIDENT_BOT_PAGERDUTY_ROUTING_KEY"
+    )
+    pagerduty_url: str = Field(PAGERDUTY_EVENTS_URL, validation_alias="INCIDENT_BOT_PAGERDUTY_URL")
+    notify_urls: str = Field("", validation_alias="INCIDENT_BOT_NOTIFY_URLS")  # comma-separated
+    notify_secret: str | None = Field(None, validation_alias="INCIDENT_BOT_NOTIFY_SECRET")
+
+    @field_validator("webhook_token", "pagerduty_routing_key", "notify_secret", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_token")
+    @classmethod
+    def _long_token(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) < MIN_TOKEN or value != value.strip()):
+            raise ValueError("too short")
+        return value
+
+    @field_validator("pagerduty_url")
+    @classmethod
+    def _web_url(cls, value: str) -> str:
+        if not _is_web_url(value):
+            raise ValueError("not an http(s) URL")
+        return value
+
+    @field_validator("notify_urls")
+    @classmethod
+    def _web_urls(cls, value: str) -> str:
+        if any(not _is_web_url(url) for url in _split(value)):
+            raise ValueError("not a list of http(s) URLs")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_with_urls(self) -> Settings:
+        if _split(self.notify_urls) and not self.notify_secret:
+            raise ValueError(
+                "INCIDENT_BOT_NOTIFY_SECRET is not set: INCIDENT_BOT_NOTIFY_URLS needs it to sign "
+                "each event (X-Incident-Bot-Signature); set it to a long random string, e.g. "
+                "the output of `openssl rand -hex 32`, and give the same one to the receivers"
+            )
+        return self
+
+    @property
+    def notify_targets(self) -> list[str]:
+        """INCIDENT_BOT_NOTIFY_URLS as a list, in the order given, without repeats."""
+        return list(dict.fromkeys(_split(self.notify_urls)))
 
     @field_validator("db", mode="before")
     @classmethod
@@ -91,6 +145,15 @@ class Settings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
 
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _is_web_url(value: str) -> bool:
+    parsed = urlsplit(value)
+    return parsed.scheme in ("http", "https") and bool(parsed.hostname) and " " not in value
+
+
 def database_file(location: str) -> Path | None:
     """The SQLite file a database location names; None for a PostgreSQL URL."""
     return None if is_postgres(location) else Path(location)
@@ -114,6 +177,12 @@ _ENV_NAMES = {
     "postmortems": "INCIDENT_BOT_POSTMORTEMS",
     "clock_speed": "INCIDENT_BOT_CLOCK_SPEED",
     "language": "INCIDENT_BOT_LANGUAGE",
+    "routes": "INCIDENT_BOT_ROUTES",
+    "webhook_token": "INCIDENT_BOT_WEBHOOK_TOKEN",
+    "pagerduty_routing_key": "INCIDENT_BOT_PAGERDUTY_ROUTING_KEY",
+    "pagerduty_url": "INCIDENT_BOT_PAGERDUTY_URL",
+    "notify_urls": "INCIDENT_BOT_NOTIFY_URLS",
+    "notify_secret": "INCIDENT_BOT_NOTIFY_SECRET",
 }
 _ACCEPTS = {
     "INCIDENT_BOT_CLOCK_SPEED": (
@@ -124,7 +193,13 @@ _ACCEPTS = {
     "change severity or take the lead role) or anyone",
     "INCIDENT_BOT_POSTMORTEM_LANGUAGE": "en or zh (empty: the runbook's language)",
     "INCIDENT_BOT_TIMEZONE": "an IANA time zone such as UTC, Europe/Berlin or Asia/Shanghai",
+    "INCIDENT_BOT_WEBHOOK_TOKEN": f"a random string of at least {MIN_TOKEN} characters without "
+    "spaces around it, e.g. the output of `openssl rand -hex 32` (or leave it unset: hooks off)",
+    "INCIDENT_BOT_PAGERDUTY_URL": "an http(s) URL such as " + PAGERDUTY_EVENTS_URL,
+    "INCIDENT_BOT_NOTIFY_URLS": "http(s) URLs separated by commas, e.g. "
+    "https://status.example.com/hook,https://tracker.example.com/hook",
 }
+_SECRET = {"INCIDENT_BOT_WEBHOOK_TOKEN", "INCIDENT_BOT_NOTIFY_SECRET"}  # never echoed back
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -134,8 +209,12 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            name = str(err["loc"][0]) if err["loc"] else "settings"
+            if not err["loc"]:  # a rule across variables: its message names them
+                lines.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            name = str(err["loc"][0])
             env = _ENV_NAMES.get(name, name)
             accepts = _ACCEPTS.get(env, err["msg"])
-            lines.append(f"{env}={err.get('input')!r} is not valid: use {accepts}")
+            given = "(hidden)" if env in _SECRET else repr(err.get("input"))
+            lines.append(f"{env}={given} is not valid: use {accepts}")
         raise SettingsError("\n".join(lines)) from None

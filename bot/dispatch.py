@@ -15,6 +15,7 @@ request of a lane. A request that keeps failing is set aside after
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -22,17 +23,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.alerts import ACTOR as ALERT_ACTOR
+from bot.alerts import AlertGroup, digest, fingerprints
 from bot.catchup import LEAVE_OUT, TIMELINE_LINES, catchup_text
 from bot.chat import Button, ChatPort
-from bot.clock import utc_now
+from bot.clock import iso, utc_now
 from bot.commands import REVIEW_VERBS, USAGE, Command, Mention, parse
 from bot.engine import Change, IncidentService
 from bot.errors import BotError, NotInIncident, ParseError
-from bot.events import Closed, Declared, HandoffAccepted, HandoffRequested, RoleAssigned
+from bot.events import (
+    AlertReceived,
+    Closed,
+    Declared,
+    HandoffAccepted,
+    HandoffRequested,
+    RoleAssigned,
+)
 from bot.lanes import Lane
 from bot.logs import current_incident
 from bot.messages import Renderer, Safe
 from bot.model import Event, Incident, Outgoing
+from bot.outbound import Outbound, OutboundError
 from bot.outbox import Outbox
 from bot.plan import plan_view
 from bot.postmortem import ReviewOptions, publish_review
@@ -52,6 +63,8 @@ READ_ONLY = {"status", "list", "runbooks", "help", "actions", "catchup", ""}
 GIVE_UP_AFTER = 3  # tries of a request that fails before it is set aside
 RETRY_AFTER = 1.0  # seconds before a failed request is tried again (times the tries so far)
 UNAVAILABLE_RETRY = 5.0  # seconds between tries while the database cannot be written
+BOT_ACTORS = ("bot", ALERT_ACTOR)  # who acts without being a person: nobody to answer
+LONG_KEY = 500  # characters of a request's text kept in its repeat key; longer: its digest
 
 
 @dataclass(frozen=True)
@@ -96,13 +109,14 @@ class CommandHandler:
         accepts_user: Callable[[str], bool] = lambda user: True,
         wake_lane: Callable[[Lane], None] = lambda lane: None,
         wall: Callable[[], datetime] = utc_now,
+        outbound: Outbound | None = None,
     ) -> None:
         """`after_change`: after a commit (re-arm the reminder alarm); `plan_changed`: the
         posted plan no longer matches the record (redraw it now, the default, or when
         paced); `accepts_user`: which mentioned ids are people (the terminal takes any
         @name, Slack only <@U…>); `wake_lane`: a request lane has work (Slack: the commands
         lanes); `wall`: real time, for the repeat windows (about people and Slack, not bot
-        time)."""
+        time); `outbound`: pages and event webhooks (bot/outbound.py)."""
         self.service = service
         self.chat = chat
         self.render = render
@@ -113,6 +127,7 @@ class CommandHandler:
         self.plan_changed = plan_changed or self.refresh_plan
         self.accepts_user = accepts_user
         self.wake_lane = wake_lane
+        self.outbound = outbound
         self._deliveries: dict[str, Callable[[Outgoing], None]] = {
             "post": self._deliver_post,
             "notify": lambda row: self.chat.notify(row.body["user"], row.body["text"]),
@@ -121,6 +136,8 @@ class CommandHandler:
             "declare": self._deliver_declaration,
             "plan": self._deliver_plan,
             "review": self._deliver_review,
+            "page": self._deliver_outbound,
+            "webhook": self._deliver_outbound,
         }
 
     # --- the terminal and tests: run now, deliver now ---------------------------
@@ -147,12 +164,17 @@ class CommandHandler:
     # --- journaled requests (Slack): nothing acknowledged is lost ---------------
 
     def receive(
-        self, payload: dict[str, Any], ctx: Context, delivery: str | None = None
+        self,
+        payload: dict[str, Any],
+        ctx: Context,
+        delivery: str | None = None,
+        repeat_key: str | None = None,
     ) -> Received:
         """Journal a request before it is acknowledged and name its lane. A repeat (`repeat`
         set: the same Slack delivery again, or the same request from the same person
-        moments ago, a double click) must not run twice. Raises BotError for a payload
-        that does not match the incident it names."""
+        moments ago, a double click) must not run twice; `repeat_key` names what counts as
+        the same request (default: who, where, what). Raises BotError for a payload that
+        does not match the incident it names."""
         incident_id = ctx.incident_id
         if incident_id is not None:
             self._check_named_incident(incident_id, ctx.channel)
@@ -162,10 +184,13 @@ class CommandHandler:
         text = payload.get("text") or json.dumps(payload, sort_keys=True)
         verb = text.split(maxsplit=1)[0].lower() if text.strip() else ""
         now = self.wall()
-        key = "|".join(
-            [ctx.actor, ctx.channel or "", str(ctx.incident_id or ""), " ".join(text.split())]
+        said = " ".join(text.split())
+        if len(said) > LONG_KEY:  # a form or an alert: the key stays small, the index too
+            said = "sha256:" + hashlib.sha256(said.encode("utf-8")).hexdigest()
+        key = repeat_key or "|".join(
+            [ctx.actor, ctx.channel or "", str(ctx.incident_id or ""), said]
         )
-        if verb in READ_ONLY:
+        if verb in READ_ONLY and repeat_key is None:
             key += f"|{now.isoformat()}"  # asking twice is fine: never a repeat
         inbox_id = self.service.store.journal(
             now,
@@ -221,7 +246,11 @@ class CommandHandler:
         """A request journaled in a channel before it was known as an incident's (typed
         while the channel was being opened): its incident's lane runs it, in journal order
         with the others, so it is handed over there."""
-        if row["incident_id"] is not None or not row["channel"]:
+        if row["incident_id"] is not None:  # adopted when its channel became the incident's
+            lane = request_lane(row["incident_id"], row["id"])
+            self.service.store.on_commit(lambda: self.wake_lane(lane))
+            return True
+        if not row["channel"]:
             return False
         incident = self.service.incident_for_channel(row["channel"])
         if incident is None:
@@ -287,6 +316,8 @@ class CommandHandler:
                         result = _start(self, command, ctx)
                     elif isinstance(payload.get("review"), dict):  # the review form (Slack)
                         result = _revise(self, payload["review"], ctx)
+                    elif isinstance(payload.get("alert"), dict):  # Alertmanager (bot/hooks.py)
+                        result = _alert(self, payload, ctx)
                     else:
                         result = self._run(payload.get("text") or "", ctx)
             except BotError as error:
@@ -337,10 +368,21 @@ class CommandHandler:
                     incident.id, incident.channel, text, self._buttons(event, incident), tell
                 )
             self._follow_up(event, incident)
+        # pages and event webhooks: once the channel is open (they link to it); what
+        # happened before that is published with the opening (_deliver_declaration)
+        if self.outbound is not None and incident.channel:
+            self.outbound.changed(incident, change.events)
         store = self.service.store
         store.on_commit(self.after_change)
         store.on_commit(lambda: self.plan_changed(incident.id))
         return Result(incident=incident, change=change)
+
+    def severity_raised(self, incident_id: int, event: Event) -> None:
+        """An escalation raised the severity (bot/reminders.py, inside its transaction): a
+        lifecycle event like a typed `sev` for PagerDuty and the event webhooks."""
+        incident = self.service.store.incident(incident_id)
+        if self.outbound is not None and incident is not None and incident.channel:
+            self.outbound.changed(incident, [event])
 
     def refresh_plan(self, incident_id: int) -> None:
         """Redraw the posted plan from the record (after a command or a reminder)."""
@@ -369,6 +411,8 @@ class CommandHandler:
             )
             self.outbox.put(incident.id, "notify", user=user, text=text)
         elif isinstance(payload, Declared | Closed):
+            group = self.service.store.alert_group(incident.id)
+            route_channel = group["announce"] if group else None
             text = self.render(
                 f"announce.{event.kind}",
                 ref=incident.ref,
@@ -379,7 +423,10 @@ class CommandHandler:
                 elapsed=event.at - incident.started_at,
                 private=runbook.private,
             )
-            self.outbox.put(incident.id, "announce", text=text)
+            if route_channel:  # the alert's route names where its incidents are announced
+                self.outbox.post(incident.id, route_channel, text)
+            else:
+                self.outbox.put(incident.id, "announce", text=text)
 
     def _buttons(self, event: Event, incident: Incident) -> tuple[Button, ...]:
         if isinstance(event.payload, HandoffRequested):
@@ -391,7 +438,11 @@ class CommandHandler:
 
     def answer(self, ctx: Context, text: str) -> Result:
         """A private answer to whoever asked, queued in their incident's lane (so it keeps
-        its place among what the channel is told)."""
+        its place among what the channel is told). The bot's own identities (an alert) have
+        nobody to answer: logged instead."""
+        if ctx.actor in BOT_ACTORS:
+            log.info("not answered (%s acted): %s", ctx.actor, text[:300])
+            return Result()
         self.outbox.put(ctx.incident_id, "reply", text=text, **_reply_to(ctx))
         return Result()
 
@@ -401,6 +452,8 @@ class CommandHandler:
         self._deliveries[row.kind](row)
 
     def is_transient(self, error: Exception) -> bool:
+        if isinstance(error, OutboundError):
+            return error.transient
         return self.chat.is_transient(error)
 
     def failed(self, row: Outgoing, error: Exception) -> None:
@@ -436,11 +489,16 @@ class CommandHandler:
             with store.transaction():
                 self.service.close(incident.id, incident.declared_by)
                 reply = row.body.get("reply") or {"user": incident.declared_by}
-                text = self.render("error.channel_failed", error=_slack_error(exc))
-                self.outbox.put(incident.id, "reply", text=text, **reply)
+                if reply["user"] not in BOT_ACTORS:
+                    text = self.render("error.channel_failed", error=_slack_error(exc))
+                    self.outbox.put(incident.id, "reply", text=text, **reply)
             return
         with store.transaction():
             incident = self.service.set_channel(incident.id, channel)
+            # what was typed in the new channel before this commit joins its lane, in turn
+            if store.adopt_requests(channel, incident.id):
+                lane = request_lane(incident.id, 0)
+                store.on_commit(lambda: self.wake_lane(lane))
             self.publish(Change(incident, store.events(incident.id)))
             self.outbox.put(incident.id, "plan")
             reply = row.body.get("reply")
@@ -449,6 +507,28 @@ class CommandHandler:
                     "reply.declared", ref=incident.ref, channel=self.channel(incident)
                 )
                 self.outbox.put(incident.id, "reply", text=text, **reply)
+
+    def _deliver_outbound(self, row: Outgoing) -> None:
+        """A page or an event webhook (bot/outbound.py). Its first failure is said once in
+        the channel (and kept in the timeline); the outbox retries what may pass."""
+        assert self.outbound is not None, "outbound rows without outbound settings"
+        try:
+            self.outbound.send(row)
+        except OutboundError as error:
+            if row.incident_id is not None:
+                self._outbound_failed(row.incident_id, error)
+            raise
+
+    def _outbound_failed(self, incident_id: int, error: OutboundError) -> None:
+        try:
+            with self.service.store.transaction():
+                change = self.service.outbound_failed(
+                    incident_id, error.target, error.reason, error.transient
+                )
+                if change is not None:
+                    self.publish(change)
+        except Exception:  # saying so is a courtesy; the row's own retry goes on
+            log.exception("telling INC-%s that %s failed", incident_id, error.target)
 
     def _deliver_plan(self, row: Outgoing) -> None:
         view = self.service.view(row.incident_id or 0)
@@ -463,6 +543,10 @@ class CommandHandler:
         store = self.service.store
         written = publish_review(store, self.chat, self.render, incident_id, self.review, now)
         self.after_change()  # an upload retry may have been armed
+        incident = store.incident(incident_id)
+        if self.outbound is not None and incident is not None and incident.channel:
+            with store.transaction():
+                self.outbound.review_published(incident, str(written.path), iso(now))
         reply = row.body.get("reply")
         if reply:
             text = self.render(
@@ -484,6 +568,68 @@ def _start(h: CommandHandler, c: Command, ctx: Context) -> Result:
     h.outbox.put(change.incident.id, "declare", actor=ctx.actor, reply=_reply_to(ctx))
     h.service.store.on_commit(h.after_change)
     return Result(incident=change.incident, change=change)
+
+
+def _alert(h: CommandHandler, payload: dict[str, Any], ctx: Context) -> Result:
+    """An Alertmanager notification (journaled by bot/hooks.py): the first of a firing group
+    declares from its route; later ones (a repeat, resolved, firing again) are a line of the
+    open incident's timeline, posted only when something changed (no new channel, no
+    mentions). Decided inside the transaction: of two deliveries of one group at once, the
+    second finds the first's incident."""
+    group = AlertGroup.model_validate(payload["alert"])
+    route = payload.get("route")
+    store = h.service.store
+    now = h.service.clock.now()
+    incident_id = store.open_alert_incident(group.groupKey)
+    if incident_id is None:
+        if group.status == "resolved" or not isinstance(route, dict):
+            log.info("alert group %s: no open incident and nothing to declare", group.groupKey)
+            return Result()
+        change = h.service.start(
+            route["runbook"],
+            route["title"],
+            ALERT_ACTOR,
+            severity=route.get("severity"),
+            take_lead=False,
+        )
+        incident = change.incident
+        current_incident.set(incident.ref)
+        store.add_alert_group(
+            incident.id,
+            group.groupKey,
+            group.status,
+            group.receiver or None,
+            route.get("announce"),
+            digest(group),
+            now,
+        )
+        h.outbox.put(incident.id, "declare", actor=ALERT_ACTOR, reply=None)
+        store.on_commit(h.after_change)
+        log.info(
+            "%s declared from alert group %s (route %s)",
+            incident.ref,
+            group.groupKey,
+            route.get("route"),
+        )
+        return Result(incident=incident, change=change)
+    current_incident.set(f"INC-{incident_id}")
+    row = store.alert_group(incident_id)
+    current = store.incident(incident_id)
+    assert row is not None and current is not None
+    before: dict[str, Any] = row["summary"]
+    firing, resolved = group.counts()
+    status = group.status
+    new = len(fingerprints(group) - set(before.get("seen") or [])) if status == "firing" else 0
+    again = status == "firing" and row["status"] == "resolved"
+    ask = status == "resolved" and current.mitigated_at is None
+    store.update_alert_group(incident_id, status, digest(group, before), now)
+    change = h.service.alert_received(
+        incident_id, AlertReceived(status, firing, resolved, new, again, ask)
+    )
+    if status == "firing" and not new and not again:  # the same again: recorded, not posted
+        store.on_commit(lambda: h.plan_changed(incident_id))
+        return Result(incident=change.incident, change=change)
+    return h.publish(change)
 
 
 def _slack_error(exc: Exception) -> str:

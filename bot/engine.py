@@ -12,6 +12,8 @@ import difflib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from bot.alerts import ACTOR as ALERT_ACTOR
+from bot.alerts import alert_info
 from bot.clock import Clock
 from bot.errors import (
     BotError,
@@ -25,14 +27,17 @@ from bot.events import (
     TEXT_KINDS,
     ActionAdded,
     ActionDone,
+    AlertReceived,
     Closed,
     Declared,
+    EventKind,
     Factor,
     HandoffAccepted,
     HandoffRequested,
     Lesson,
     Mitigated,
     Note,
+    OutboundFailed,
     Payload,
     PhaseStarted,
     Resolved,
@@ -103,7 +108,10 @@ class IncidentService:
         actor: str,
         severity: str | None = None,
         channel: str | None = None,
+        take_lead: bool = True,
     ) -> Change:
+        """Declare. The declarer takes the lead role (the runbook's first) unless
+        `take_lead=False` (an alert declared it): then it stays open until someone takes it."""
         loaded = self.catalog.get(runbook_id)
         if loaded is None:
             ids = self.catalog.ids()
@@ -129,18 +137,16 @@ class IncidentService:
                 started_at=now,
                 channel=channel,
             )
-            events = [
-                self.store.append_event(
-                    incident_id, now, actor, Declared(severity, runbook.id, loaded.version), title
-                ),
-            ]
+            declared = Declared(severity, runbook.id, loaded.version, lead_open=not take_lead)
+            events = [self.store.append_event(incident_id, now, actor, declared, title)]
             lead = runbook.roles[0]
-            self.store.set_holder(incident_id, lead.id, actor, now)
-            events.append(
-                self.store.append_event(
-                    incident_id, now, actor, RoleAssigned(lead.id, actor, declarer=True)
+            if take_lead:
+                self.store.set_holder(incident_id, lead.id, actor, now)
+                events.append(
+                    self.store.append_event(
+                        incident_id, now, actor, RoleAssigned(lead.id, actor, declarer=True)
+                    )
                 )
-            )
             self.store.start_phase(incident_id, runbook.phases[0].id, now)
             events.append(
                 self.store.append_event(
@@ -166,7 +172,7 @@ class IncidentService:
         with self.store.transaction():
             incident = self._open(incident_id)
             role_id = self._role(incident, role)
-            if role_id == incident.runbook.roles[0].id:
+            if role_id == incident.runbook.roles[0].id and not self._lead_open(incident):
                 self._require_lead(incident, actor, "assign")
             if self.store.current_holders(incident_id).get(role_id) == user:
                 raise InvalidTransition("already_holds", user=user, role=role_id)
@@ -183,7 +189,7 @@ class IncidentService:
         with self.store.transaction():
             incident = self._open(incident_id)
             role_id = self._role(incident, role)
-            if role_id == incident.runbook.roles[0].id:
+            if role_id == incident.runbook.roles[0].id and not self._lead_open(incident):
                 self._require_lead(incident, actor, "handoff")
             holder = self.store.current_holders(incident_id).get(role_id)
             if holder == user:
@@ -470,6 +476,31 @@ class IncidentService:
             event = self.store.append_event(incident_id, now, actor, Closed(incident.status))
             return self._commit(incident_id, [event])
 
+    # --- alerts and outbound integrations ----------------------------------------------
+
+    def alert_received(self, incident_id: int, alert: AlertReceived) -> Change:
+        """Alertmanager spoke of the incident's alert group again: a line of the timeline."""
+        with self.store.transaction():
+            self._open(incident_id)
+            event = self.store.append_event(incident_id, self.clock.now(), ALERT_ACTOR, alert)
+            return self._commit(incident_id, [event])
+
+    def outbound_failed(
+        self, incident_id: int, target: str, error: str, retrying: bool
+    ) -> Change | None:
+        """Paging or an event webhook failed: recorded (and said) once per target; None when
+        it was said already."""
+        with self.store.transaction():
+            self._existing(incident_id)
+            said = self.store.events(incident_id, kinds=(EventKind.OUTBOUND_FAILED,))
+            if any(
+                isinstance(e.payload, OutboundFailed) and e.payload.target == target for e in said
+            ):
+                return None
+            failed = OutboundFailed(target, error[:300], retrying)
+            event = self.store.append_event(incident_id, self.clock.now(), "bot", failed)
+            return Change(self._get(incident_id), [event])
+
     # --- reading ------------------------------------------------------------------
 
     def view(self, incident_id: int) -> IncidentView:
@@ -484,6 +515,7 @@ class IncidentService:
                     incident, self.store.step_records(incident_id), runs, self.clock.now()
                 ),
                 phase_started_at=runs[-1].started_at if runs else incident.started_at,
+                alert=alert_info(self.store.alert_group(incident_id)),
             )
 
     def latest(
@@ -539,6 +571,10 @@ class IncidentService:
             raise InvalidTransition("review_list_full", count=MAX_ITEMS, what=what)
         return len(items) + 1
 
+    def _lead_open(self, incident: Incident) -> bool:
+        """Nobody holds the lead role (an alert declared the incident): anyone may take it."""
+        return incident.runbook.roles[0].id not in self.store.current_holders(incident.id)
+
     def _require_lead(self, incident: Incident, actor: str, action: str) -> None:
         """Refuse `action` unless the policy lets `actor` do it (see Policy)."""
         if self.policy.mode == "anyone" or actor in self.policy.admins or actor == "bot":
@@ -547,6 +583,14 @@ class IncidentService:
         lead = self.store.current_holders(incident.id).get(lead_role.id)
         if actor in (lead, incident.declared_by):
             return
+        if lead is None:
+            raise NotAllowed(
+                "lead_open",
+                action=action,
+                ref=incident.ref,
+                role=lead_role.name,
+                lead_id=lead_role.id,
+            )
         raise NotAllowed(
             "not_allowed",
             action=action,

@@ -46,6 +46,8 @@ class EventKind(StrEnum):
     REMINDER = "reminder"
     ESCALATED = "escalated"
     RISK_TRIGGERED = "risk_triggered"
+    ALERT = "alert"
+    OUTBOUND_FAILED = "outbound_failed"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Declared(Payload):
     severity: str
     runbook: str
     version: str
+    lead_open: bool = False  # declared from an alert: nobody holds the lead role yet
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,29 @@ class RiskTriggered(Payload):
     risk: str  # the fallback is the event's text
 
 
+@dataclass(frozen=True)
+class AlertReceived(Payload):
+    """Alertmanager told about the incident's alert group again (see bot/alerts.py)."""
+
+    kind = EventKind.ALERT
+    status: str  # firing | resolved: the group's status in this notification
+    firing: int = 0  # alerts firing in it
+    resolved: int = 0  # alerts resolved in it
+    new: int = 0  # firing alerts not seen before in this group
+    again: bool = False  # firing after the group had been resolved
+    ask_mitigated: bool = False  # resolved while the incident is not mitigated: suggest it
+
+
+@dataclass(frozen=True)
+class OutboundFailed(Payload):
+    """Paging or an event webhook failed; said once per incident and target."""
+
+    kind = EventKind.OUTBOUND_FAILED
+    target: str  # "PagerDuty", or the host of a webhook URL
+    error: str
+    retrying: bool = False
+
+
 PAYLOADS: dict[EventKind, type[Payload]] = {
     cls.kind: cls
     for cls in (
@@ -279,6 +305,8 @@ PAYLOADS: dict[EventKind, type[Payload]] = {
         ReminderSent,
         Escalated,
         RiskTriggered,
+        AlertReceived,
+        OutboundFailed,
     )
 }
 # the kinds whose text is a part of the review people write, by name

@@ -143,6 +143,9 @@ class Outgoing:
     created_at: datetime
     error: str | None = None
     done_at: datetime | None = None  # when its state last changed (claimed, sent, failed)
+    # None: the incident's chat lane; else the outbound target it goes to, in order of its own
+    # ("pagerduty", a webhook URL), so a slow receiver never holds up the channel
+    lane: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,13 @@ asked when there is one, and the lane goes on.
 Never twice, as with reminders: a row is committed as `sending` before it goes
 out, and a row found `sending` at start-up is marked `unknown`, not resent.
 The steps that check what is already done before acting (`RESUMABLE`: opening
-the channel, posting the plan, the review) are resumed instead.
+the channel, posting the plan, the review) are resumed instead, and so are the
+outbound ones, which are at least once by contract (a page to PagerDuty is
+deduplicated by its dedup_key, an event webhook carries an event id).
+
+Outbound rows (`page`, `webhook`; bot/outbound.py) name a `lane` of their own,
+their target: they go out in order per incident and target, beside the chat
+lane, so a slow or unreachable receiver never holds up what the channel reads.
 """
 
 from __future__ import annotations
@@ -35,15 +41,23 @@ from bot.store import LEASE, Store
 
 log = logging.getLogger(__name__)
 
-RESUMABLE = ("declare", "plan", "review")
+RESUMABLE = ("declare", "plan", "review", "page", "webhook")
+OUT = "out:"  # lanes of outbound targets: ("out:pagerduty", incident id)
 CLAIM_POLL = 1.0  # seconds between looks at a head another replica is delivering
 GIVE_UP_AFTER = timedelta(hours=1)  # Slack unreachable this long: the message is dropped
 MAX_BACKOFF = 60.0  # seconds between tries at most
 
 
-def lane_of(incident_id: int | None, outgoing_id: int) -> Lane:
-    """Rows of one incident share a lane; a row of no incident is a lane of its own."""
-    return ("incident", incident_id) if incident_id is not None else ("row", outgoing_id)
+def lane_of(incident_id: int | None, outgoing_id: int, target: str | None = None) -> Lane:
+    """Rows of one incident share a lane (one more per outbound target); a row of no
+    incident is a lane of its own."""
+    if incident_id is None:
+        return ("row", outgoing_id)
+    return (OUT + target, incident_id) if target is not None else ("incident", incident_id)
+
+
+def is_outbound(lane: Lane) -> bool:
+    return lane[0].startswith(OUT)
 
 
 class Deliverer(Protocol):
@@ -60,7 +74,7 @@ class Deliverer(Protocol):
         ...
 
 
-KINDS = ("post", "notify", "announce", "reply", "declare", "plan", "review")
+KINDS = ("post", "notify", "announce", "reply", "declare", "plan", "review", "page", "webhook")
 
 
 class Outbox:
@@ -80,18 +94,21 @@ class Outbox:
 
     # --- filling ---------------------------------------------------------------
 
-    def put(self, incident_id: int | None, kind: str, **body: Any) -> None:
-        """Add a row; inside a transaction it is delivered only once that commits."""
+    def put(
+        self, incident_id: int | None, kind: str, *, lane: str | None = None, **body: Any
+    ) -> None:
+        """Add a row (`lane`: an outbound target); inside a transaction it is delivered only
+        once that commits."""
         if kind not in KINDS:
             raise ValueError(f"no outbox rows of kind {kind!r}")
-        row_id = self.store.put_outgoing(incident_id, kind, body, self.wall())
-        lane = lane_of(incident_id, row_id)
+        row_id = self.store.put_outgoing(incident_id, kind, body, self.wall(), lane=lane)
+        lane_key = lane_of(incident_id, row_id, lane)
         touched: list[Lane] = self._lanes_touched()
-        if lane not in touched:
-            touched.append(lane)
+        if lane_key not in touched:
+            touched.append(lane_key)
         if self.wake is not None:
             wake = self.wake
-            self.store.on_commit(lambda: wake(lane))
+            self.store.on_commit(lambda: wake(lane_key))
 
     def post(
         self,
@@ -131,11 +148,12 @@ class Outbox:
         """Deliver the head of one lane. None: nothing left; 0: more may follow; else the
         seconds until the head may be tried again."""
         kind, ident = lane
-        row = (
-            self.store.next_outgoing(ident)
-            if kind == "incident"
-            else self.store.next_outgoing(None, ident)
-        )
+        if kind == "incident":
+            row = self.store.next_outgoing(ident)
+        elif kind.startswith(OUT):
+            row = self.store.next_outgoing(ident, lane=kind.removeprefix(OUT))
+        else:
+            row = self.store.next_outgoing(None, ident)
         if row is None:
             return None
         now = self.wall()
@@ -188,14 +206,17 @@ class Outbox:
             self._interrupted(row, now)
         lanes: list[Lane] = []
         for row in self.store.pending_outgoing():
-            lane = lane_of(row.incident_id, row.id)
+            lane = lane_of(row.incident_id, row.id, row.lane)
             if lane not in lanes:
                 lanes.append(lane)
         return lanes
 
     def waiting_lanes(self) -> list[Lane]:
         """Every lane with rows still to deliver (or being delivered by some replica)."""
-        return [lane_of(incident, row) for incident, row in self.store.waiting_outgoing()]
+        return [
+            lane_of(incident, row, target)
+            for incident, row, target in self.store.waiting_outgoing()
+        ]
 
     def _will_retry(self, row: Outgoing, error: Exception, deliverer: Deliverer) -> bool:
         return deliverer.is_transient(error) and self.wall() - row.created_at < GIVE_UP_AFTER

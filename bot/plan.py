@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.alerts import AlertInfo
 from bot.model import Incident
 from bot.progress import IncidentView
 from bot.runbook import Deadline
@@ -62,6 +63,7 @@ class PlanView:
     roles: tuple[RoleRow, ...]
     pending: tuple[PendingRow, ...]
     holders: dict[str, str]  # role id -> user, for step owners
+    alert: AlertInfo | None = None  # declared from an Alertmanager alert group
 
     @property
     def open_steps(self) -> list[PlanStep]:
@@ -106,4 +108,5 @@ def plan_view(view: IncidentView) -> PlanView:
         roles=tuple(RoleRow(r.id, r.name, view.holders.get(r.id)) for r in runbook.roles),
         pending=tuple(PendingRow(names.get(p.role_id, p.role_id), p.to_user) for p in view.pending),
         holders=dict(view.holders),
+        alert=view.alert,
     )

@@ -35,6 +35,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot import timefmt
+from bot.alerts import alert_info
 from bot.chat import ChatPort
 from bot.clock import iso
 from bot.events import (
@@ -56,7 +57,7 @@ from bot.metrics import (
     step_outcomes,
 )
 from bot.model import Event, Incident
-from bot.render import event_text, role_name
+from bot.render import alert_params, event_text, role_name
 from bot.review import KINDS as REVIEW_KINDS
 from bot.review import fold
 from bot.runbook import Deadline, TemplateOutside, resolve_template
@@ -202,6 +203,10 @@ def compile_review(
         if incident.resolved_at
         else None,
         "review_owner": role_name(runbook, runbook.postmortem.owner or runbook.roles[0].id),
+        # the Alertmanager group it was declared from: labels, annotations, sources (or None)
+        "alert": alert_params(alert)
+        if (alert := alert_info(store.alert_group(incident.id)))
+        else None,
     }
 
 

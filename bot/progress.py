@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.alerts import AlertInfo
 from bot.model import Handoff, Incident, PhaseRun, StepRecord
 from bot.runbook import Phase, Step
 
@@ -73,3 +74,4 @@ class IncidentView:
     pending: list[Handoff]
     steps: list[StepStatus]
     phase_started_at: datetime
+    alert: AlertInfo | None = None  # the alert group it was declared from (bot/alerts.py)

@@ -187,10 +187,12 @@ class ReminderService:
         workers: int = 1,
         drill: bool = False,
         after_post: Callable[[int], None] = lambda incident_id: None,
+        raised: Callable[[int, Event], None] = lambda incident_id, event: None,
     ) -> None:
         """`after_post` is called with the incident id after a reminder that changes the
-        plan's picture went out (redraw the plan); `drill`: rehearsals never send follow-up
-        reminders (nor old ones left over)."""
+        plan's picture went out (redraw the plan); `raised`, inside the transaction, with
+        the event of a severity an escalation raised (pages and event webhooks follow it);
+        `drill`: rehearsals never send follow-up reminders (nor old ones left over)."""
         self.drill = drill
         self._pool = (
             ThreadPoolExecutor(workers, thread_name_prefix="remind") if workers > 1 else None
@@ -200,6 +202,7 @@ class ReminderService:
         self.chat = chat
         self.render = render
         self.after_post = after_post
+        self.raised = raised
 
     def fire_due(self) -> int:
         """Post every reminder due by now; returns how many were posted.
@@ -497,7 +500,10 @@ class ReminderService:
         """Raise to `target` when it is more severe than now; returns the new severity or None."""
         if target is None or SEVERITIES.index(target) >= SEVERITIES.index(incident.severity):
             return None
-        self.store.change_severity(incident.id, target, incident.severity, now, "bot", "escalation")
+        event = self.store.change_severity(
+            incident.id, target, incident.severity, now, "bot", "escalation"
+        )
+        self.raised(incident.id, event)
         return target
 
 

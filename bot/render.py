@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.alerts import AlertInfo
 from bot.clock import parse_iso
 from bot.events import Declared, Factor, Lesson, ReviewRevised, RiskTriggered, Snoozed, to_data
 from bot.messages import Renderer, Safe
@@ -59,7 +60,9 @@ def event_text(render: Renderer, event: Event, incident: Incident, record: bool 
             target=phase.target,
             phase_count=len(runbook.phases),
         )
-    if isinstance(payload, Snoozed):
+    if isinstance(payload, Declared):
+        params.update(lead_name=runbook.roles[0].name, lead_id=runbook.roles[0].id)
+    elif isinstance(payload, Snoozed):
         params["until_at"] = parse_iso(payload.until)
     elif isinstance(payload, RiskTriggered):
         risk = next((r for r in runbook.risks if r.id == payload.risk), None)
@@ -139,6 +142,29 @@ class PlanParts:
     summary: str  # severity · status · phase · runbook
     phases: list[str]  # one block of text per phase, its steps with their states
     roles: str  # who holds what, and the handoffs waiting
+    alert: str = ""  # the alert group behind it: labels, annotations, where it came from
+
+
+PLAN_VALUE = 200  # characters of a label or annotation value the plan shows
+
+
+def alert_params(alert: AlertInfo, limit: int | None = None) -> dict[str, Any]:
+    """The alert group for a template (the plan, the review); values cut to `limit`."""
+
+    def cut(value: str) -> str:
+        return value if limit is None or len(value) <= limit else value[: limit - 1] + "…"
+
+    return {
+        "group_key": alert.group_key,
+        "status": alert.status,
+        "receiver": alert.receiver,
+        "labels": [(k, cut(v)) for k, v in alert.labels],
+        "annotations": [(k, cut(v)) for k, v in alert.annotations],
+        "links": list(alert.links),
+        "firing": alert.firing,
+        "resolved": alert.resolved,
+        "received": alert.received,
+    }
 
 
 def plan_parts(render: Renderer, plan: PlanView) -> PlanParts:
@@ -184,14 +210,16 @@ def plan_parts(render: Renderer, plan: PlanView) -> PlanParts:
         roles=[{"name": r.name, "holder": r.holder} for r in plan.roles],
         pending=[{"role_name": p.role_name, "to_user": p.to_user} for p in plan.pending],
     )
-    return PlanParts(f"{incident.ref} · {incident.title}", summary, phases, roles)
+    alert = render("plan.alert", **alert_params(plan.alert, PLAN_VALUE)) if plan.alert else ""
+    return PlanParts(f"{incident.ref} · {incident.title}", summary, phases, roles, alert)
 
 
 def plan_text(render: Renderer, plan: PlanView) -> str:
     """The plan as text: the terminal's plan, and Slack's fallback for notifications."""
     parts = plan_parts(render, plan)
+    alert = [parts.alert] if parts.alert else []
     return "\n".join(
-        [f"*{render.escape(parts.header)}*", parts.summary, *parts.phases, parts.roles]
+        [f"*{render.escape(parts.header)}*", parts.summary, *alert, *parts.phases, parts.roles]
     )
 
 

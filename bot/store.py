@@ -141,6 +141,21 @@ MIGRATIONS: list[list[str]] = [
         # report counts those done by their due date
         "ALTER TABLE actions ADD COLUMN done_at TEXT",
     ],
+    [  # 10: incidents declared from Alertmanager alert groups (bot/alerts.py); outbound lanes
+        # `open_key` holds the group key while the incident is open (UNIQUE: two deliveries
+        # of one group can never both declare) and is cleared once it is closed
+        """CREATE TABLE alert_groups (
+            incident_id {ref} PRIMARY KEY REFERENCES incidents (id), group_key TEXT NOT NULL,
+            open_key TEXT UNIQUE, status TEXT NOT NULL, receiver TEXT, announce TEXT,
+            summary TEXT NOT NULL, received INTEGER NOT NULL DEFAULT 1,
+            first_at TEXT NOT NULL, last_at TEXT NOT NULL)""",
+        "CREATE INDEX alert_groups_key ON alert_groups (group_key)",
+        # pages and event webhooks go out in a lane of their own per target (bot/outbox.py):
+        # NULL is the incident's chat lane, as before
+        "ALTER TABLE outbox ADD COLUMN lane TEXT",
+        "CREATE INDEX outbox_lane_pending ON outbox (incident_id, lane, id) "
+        "WHERE state IN ('pending', 'sending')",
+    ],
 ]
 _APP_ID = 0x1D3B07  # marks a SQLite file as this bot's database (PRAGMA application_id)
 LEASE = timedelta(minutes=5)  # a row `sending` this long was left by a replica that died
@@ -700,6 +715,17 @@ class Store:
         )
         return rows[0] if rows else None
 
+    def adopt_requests(self, channel: str, incident_id: int) -> int:
+        """Unfinished requests journaled in `channel` before it was the incident's join the
+        incident's lane; returns how many. (A replica running one of them holds its row,
+        and this waits for it: it either ran already or runs in the lane.)"""
+        with self.transaction():
+            return self._db.run(
+                "UPDATE inbox SET incident_id = ? WHERE incident_id IS NULL AND channel = ? "
+                "AND done_at IS NULL AND dead_at IS NULL",
+                [incident_id, channel],
+            )
+
     def request(self, inbox_id: int) -> dict[str, Any] | None:
         """One request if it is still unfinished (requests that name no incident); inside a
         transaction on PostgreSQL it is claimed: a replica working on it is skipped."""
@@ -738,30 +764,42 @@ class Store:
     # --- the outbox: what changes say, delivered after they commit ------------
 
     def put_outgoing(
-        self, incident_id: int | None, kind: str, body: dict[str, Any], at: datetime
+        self,
+        incident_id: int | None,
+        kind: str,
+        body: dict[str, Any],
+        at: datetime,
+        lane: str | None = None,
     ) -> int:
         with self.transaction():
             return self._insert(
-                "INSERT INTO outbox (incident_id, kind, body, due_at, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [incident_id, kind, json.dumps(body, ensure_ascii=False), iso(at), iso(at)],
+                "INSERT INTO outbox (incident_id, kind, body, due_at, created_at, lane) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [incident_id, kind, json.dumps(body, ensure_ascii=False), iso(at), iso(at), lane],
             )
 
     def next_outgoing(
-        self, incident_id: int | None, outgoing_id: int | None = None
+        self, incident_id: int | None, outgoing_id: int | None = None, lane: str | None = None
     ) -> Outgoing | None:
-        """The head of an incident's outbox (oldest first, pending or still going out: a
-        replica may be delivering it); without an incident, the one row `outgoing_id`."""
+        """The head of an incident's outbox in its chat lane, or in the outbound `lane`
+        (oldest first, pending or still going out: a replica may be delivering it); without
+        an incident, the one row `outgoing_id`."""
         if incident_id is None:
             rows = self._db.rows(
                 "SELECT * FROM outbox WHERE id = ? AND state IN ('pending', 'sending')",
                 [outgoing_id],
             )
-        else:
+        elif lane is None:
             rows = self._db.rows(
                 "SELECT * FROM outbox WHERE incident_id = ? AND state IN ('pending', 'sending') "
-                "ORDER BY id LIMIT 1",
+                "AND lane IS NULL ORDER BY id LIMIT 1",
                 [incident_id],
+            )
+        else:
+            rows = self._db.rows(
+                "SELECT * FROM outbox WHERE incident_id = ? AND lane = ? "
+                "AND state IN ('pending', 'sending') ORDER BY id LIMIT 1",
+                [incident_id, lane],
             )
         return _outgoing(rows[0]) if rows else None
 
@@ -804,17 +842,18 @@ class Store:
         rows = self._db.rows("SELECT * FROM outbox WHERE state = 'pending' ORDER BY id")
         return [_outgoing(r) for r in rows]
 
-    def waiting_outgoing(self) -> list[tuple[int | None, int]]:
-        """(incident, row) of every row not yet delivered: each incident once (its first
-        row), each row of no incident (replicas sweep these up; see bot/replicas.py)."""
+    def waiting_outgoing(self) -> list[tuple[int | None, int, str | None]]:
+        """(incident, row, lane) of every row not yet delivered: each lane of an incident
+        once (its first row), each row of no incident (replicas sweep these up; see
+        bot/replicas.py)."""
         rows = self._db.rows(
-            "SELECT incident_id, MIN(id) AS id FROM outbox "
+            "SELECT incident_id, MIN(id) AS id, lane FROM outbox "
             "WHERE state IN ('pending', 'sending') AND incident_id IS NOT NULL "
-            "GROUP BY incident_id "
-            "UNION ALL SELECT incident_id, id FROM outbox "
+            "GROUP BY incident_id, lane "
+            "UNION ALL SELECT incident_id, id, lane FROM outbox "
             "WHERE state IN ('pending', 'sending') AND incident_id IS NULL"
         )
-        return [(r["incident_id"], r["id"]) for r in rows]
+        return [(r["incident_id"], r["id"], r["lane"]) for r in rows]
 
     def failed_outgoing(self, limit: int = 50) -> list[Outgoing]:
         rows = self._db.rows(
@@ -923,6 +962,73 @@ class Store:
             params += list(keep_kinds)
         with self.transaction():
             self._db.run(sql, params)
+
+    # --- alert groups (bot/alerts.py): one open incident per Alertmanager group ----
+
+    def open_alert_incident(self, group_key: str) -> int | None:
+        """The open incident of an alert group, if any. A group whose incident was closed
+        is released first, so its next firing declares a new one. Call it inside the
+        transaction that declares: on PostgreSQL it holds the group until that commits (two
+        replicas or lanes with one group: the second waits, then finds the incident); the
+        UNIQUE open key refuses a second declaration in any case."""
+        with self.transaction():
+            if self.is_postgres:  # (key space 2 of the two-int form: alert groups)
+                self._db.rows("SELECT pg_advisory_xact_lock(2, hashtext(?))", [group_key])
+            self._db.run(
+                "UPDATE alert_groups SET open_key = NULL WHERE open_key = ? AND incident_id IN "
+                "(SELECT id FROM incidents WHERE status = 'closed')",
+                [group_key],
+            )
+            rows = self._db.rows(
+                "SELECT incident_id FROM alert_groups WHERE open_key = ?", [group_key]
+            )
+        return int(rows[0]["incident_id"]) if rows else None
+
+    def add_alert_group(
+        self,
+        incident_id: int,
+        group_key: str,
+        status: str,
+        receiver: str | None,
+        announce: str | None,
+        summary: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        with self.transaction():
+            self._db.run(
+                "INSERT INTO alert_groups (incident_id, group_key, open_key, status, receiver, "
+                "announce, summary, first_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    incident_id,
+                    group_key,
+                    group_key,
+                    status,
+                    receiver,
+                    announce,
+                    json.dumps(summary, ensure_ascii=False),
+                    iso(at),
+                    iso(at),
+                ],
+            )
+
+    def update_alert_group(
+        self, incident_id: int, status: str, summary: dict[str, Any], at: datetime
+    ) -> None:
+        with self.transaction():
+            self._db.run(
+                "UPDATE alert_groups SET status = ?, summary = ?, received = received + 1, "
+                "last_at = ? WHERE incident_id = ?",
+                [status, json.dumps(summary, ensure_ascii=False), iso(at), incident_id],
+            )
+
+    def alert_group(self, incident_id: int) -> dict[str, Any] | None:
+        """The alert group an incident was declared from (its `summary` parsed), or None."""
+        rows = self._db.rows("SELECT * FROM alert_groups WHERE incident_id = ?", [incident_id])
+        if not rows:
+            return None
+        row = dict(rows[0])
+        row["summary"] = json.loads(row["summary"])
+        return row
 
     # --- helpers ------------------------------------------------------------
 
@@ -1192,6 +1298,7 @@ def _outgoing(row: dict[str, Any]) -> Outgoing:
         created_at=parse_iso(row["created_at"]),
         error=row["error"],
         done_at=_dt(row["done_at"]),
+        lane=row.get("lane"),
     )
 
 

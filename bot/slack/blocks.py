@@ -92,6 +92,8 @@ def plan_blocks(render: Renderer, plan: PlanView) -> list[dict[str, Any]]:
         HeaderBlock(text=PlainTextObject(text=_cut(parts.header, 150))),
         ContextBlock(elements=[MarkdownTextObject(text=parts.summary)]),
     ]
+    if parts.alert:
+        blocks += text_sections(parts.alert)
     for text in parts.phases:
         blocks += text_sections(text)
     blocks.append(DividerBlock())

@@ -21,7 +21,7 @@ from bot.plan import PlanView
 from bot.render import plan_text
 from bot.slack.blocks import message_payloads, plan_blocks
 from bot.slack.pacing import Pacer
-from bot.slack.text import escape, one_line
+from bot.slack.text import escape, is_slack_user, one_line
 
 log = logging.getLogger(__name__)
 RESPONSE_URL_TIMEOUT = 10  # seconds; a response_url that hangs must not hold a lane long
@@ -54,7 +54,10 @@ class SlackChat:
         channel = self._create_channel(channel_name(incident), incident.runbook.private)
         topic = one_line(f"{incident.ref} · {incident.severity} · {incident.title}", 250)
         failed = [
-            self._courtesy("conversations_invite", channel=channel, users=incident.declared_by),
+            # an alert declared it (not a person): nobody to invite; the announcement calls
+            self._courtesy("conversations_invite", channel=channel, users=incident.declared_by)
+            if is_slack_user(incident.declared_by)
+            else None,
             self._courtesy("conversations_setTopic", channel=channel, topic=topic),
         ]
         self._mention_failures(channel, failed)
@@ -124,7 +127,10 @@ class SlackChat:
             )
 
     def mention(self, user: str | None) -> str:
-        return f"<@{user}>" if user else "—"
+        """A person as a mention; the bot's own identities (`bot`, `alertmanager`) by name."""
+        if not user:
+            return "—"
+        return f"<@{user}>" if is_slack_user(user) else escape(user)
 
     def escape(self, text: str) -> str:
         return escape(text)

@@ -1,11 +1,16 @@
-"""What the bot's HTTP port answers: `GET /healthz`, and signed `POST /slack/events`.
+"""What the bot's HTTP port answers: `GET /healthz`, signed `POST /slack/events`, and
+`POST /hooks/alertmanager` when INCIDENT_BOT_WEBHOOK_TOKEN is set.
 
 Verify first, then parse: a Slack request's signature (HMAC-SHA256 of
 `v0:{timestamp}:{body}` with the signing secret, within 5 minutes) is checked
 on the raw bytes before bolt or anything else reads them. What fails is
 answered 401 at once and never logged with its body. In Socket Mode there is
 no signing secret, so `/slack/events` is not served at all (404): the port
-answers health checks only.
+answers health checks (and the hooks) only.
+
+A hook must bring `Authorization: Bearer <token>`, compared in constant time
+with the headers alone, before its body is read: without it, 401 and nothing
+else happens. What an accepted hook does is bot/hooks.py's.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ from typing import Protocol
 
 from slack_bolt import App, BoltRequest
 
+from bot.alerts import MAX_BODY as MAX_HOOK_BODY
+from bot.hooks import AlertIntake
 from bot.http_server import Request, Response, Route
 from bot.slack.priority import RequestsFirst
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+ALERTMANAGER_PATH = "/hooks/alertmanager"
 MAX_BODY = 1_000_000  # Slack's payloads are far smaller; a form can hold 3,000-character texts
 SIGNATURE_WINDOW = 300  # seconds: Slack's replay window for a signed request
 
@@ -39,9 +47,21 @@ class Served(Protocol):
 
 
 def slack_routes(
-    served: Served, signing_secret: str | None, wall: Callable[[], float] = time.time
+    served: Served,
+    signing_secret: str | None,
+    wall: Callable[[], float] = time.time,
+    alerts: AlertIntake | None = None,
+    webhook_token: str | None = None,
 ) -> dict[tuple[str, str], Route]:
     routes = {("GET", HEALTH_PATH): Route(lambda request: _health(served))}
+    if alerts is not None and webhook_token:
+        intake = alerts
+        token = webhook_token.encode("utf-8")
+        routes[("POST", ALERTMANAGER_PATH)] = Route(
+            handle=lambda request: _alertmanager(intake, request),
+            max_body=MAX_HOOK_BODY,
+            check=lambda request: _bearer(request, token),
+        )
     if served.events_over_http and signing_secret:
         secret = signing_secret.encode("utf-8")
         routes[("POST", EVENTS_PATH)] = Route(
@@ -61,6 +81,23 @@ def _health(served: Served) -> Response:
 
 def _refused(why: str) -> Response:
     return Response.json(401, json.dumps({"error": why}))
+
+
+def _bearer(request: Request, token: bytes) -> Response | None:
+    """Before the body is read: `Authorization: Bearer <token>`, compared in constant time."""
+    scheme, _, given = (request.header("authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8"), token):
+        return None
+    return Response(
+        401,
+        json.dumps({"error": "send Authorization: Bearer <INCIDENT_BOT_WEBHOOK_TOKEN>"}).encode(),
+        [("Content-Type", "application/json"), ("WWW-Authenticate", 'Bearer realm="hooks"')],
+    )
+
+
+def _alertmanager(intake: AlertIntake, request: Request) -> Response:
+    answer = intake.receive(request.body)
+    return Response.json(answer.status, json.dumps(answer.body))
 
 
 def _signed_headers(request: Request, now: float) -> Response | None:

@@ -15,10 +15,11 @@ import threading
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.bootstrap import SlackBot, build_slack
+from bot.bootstrap import SlackBot, alert_routes, build_slack
 from bot.clock import Clock
 from bot.config import Settings, database_file, database_missing
 from bot.http_server import BoundedHTTPServer
+from bot.routes import RoutesInvalid
 from bot.slack.client import web_client
 from bot.slack.http import HEALTH_PATH, slack_routes
 from bot.slack.socket import SocketMode
@@ -64,8 +65,17 @@ def start_bot(
 ) -> SlackBot:
     """Build the Slack bot (bootstrap.build_slack) and start it: settle what a crash left,
     arm the reminders, pick up unfinished work in the background, serve HTTP on
-    `host:port` if `port` is given."""
-    running = build_slack(settings, client, clock, events_over_http)
+    `host:port` if `port` is given (with the Alertmanager hook when a token is set)."""
+    try:
+        routes = alert_routes(settings)
+    except RoutesInvalid as exc:
+        raise StartupError(
+            "INCIDENT_BOT_WEBHOOK_TOKEN is set, so alerts are taken, but the routes file "
+            f"(INCIDENT_BOT_ROUTES) cannot be used:\n{exc}\n"
+            "Fix it (`incident-bot validate` checks it; config/routes.example.yaml shows the "
+            "format) or unset the token"
+        ) from None
+    running = build_slack(settings, client, clock, events_over_http, routes=routes)
     handler = running.bot.handler
     running.interrupted = handler.outbox.recover()  # before any delivery starts (outbox.py)
     running.plan_redraws.start()
@@ -74,8 +84,13 @@ def start_bot(
         running.sweeper.start()
     threading.Thread(target=_recover, args=(running,), name="recover", daemon=True).start()
     if port is not None:
-        routes = slack_routes(running, settings.slack_signing_secret)
-        running.server = BoundedHTTPServer(host, port, routes)
+        served = slack_routes(
+            running,
+            settings.slack_signing_secret,
+            alerts=running.alerts,
+            webhook_token=settings.webhook_token,
+        )
+        running.server = BoundedHTTPServer(host, port, served)
         running.server.start()
     return running
 
@@ -89,7 +104,7 @@ def _recover(running: SlackBot) -> None:
     bot = running.bot
     try:
         for lane in running.interrupted:
-            running.deliveries.wake(lane)
+            running.wake_delivery(lane)
         active = bot.service.active()  # loaded once: with many incidents this is the cost
         for incident in active:
             if incident.plan_ref:

@@ -16,8 +16,10 @@ from bot.config import Settings
 from bot.runbook import shipped_runbooks_dir
 from bot.slack.pacing import Pacer
 from bot.slack.server import RunningBot, start_bot
+from tests.alerting import NOTIFY_SECRET, ROUTES, TOKEN, post_hook
 from tests.conftest import START
 from tests.fakeslack import FakeSlack
+from tests.receivers import Receiver
 from tests.slackreq import post, sign, slash_body
 
 SECRET = "test-signing-secret"
@@ -104,3 +106,52 @@ def declare(slack: Harness, text: str = "start service-outage sev1 Checkout is f
     channel = created.response["channel"]["id"]
     assert f"<#{channel}>" in answer
     return channel
+
+
+@dataclass
+class AlertHarness(Harness):
+    """The `slack` harness with alerts in (a webhook token, routes) and pages and events out
+    (PagerDuty and a webhook receiver on loopback)."""
+
+    pagerduty: Receiver | None = None
+    webhook: Receiver | None = None
+
+    def hook(self, body: bytes | dict, token: str | None = TOKEN) -> tuple[int, dict]:
+        return post_hook(self.running.url, body, token)
+
+    def incidents(self) -> list:
+        return self.running.bot.store.incidents(include_closed=True)
+
+
+@pytest.fixture
+def alerting(tmp_path: Path):
+    fake = FakeSlack()
+    fake.precreate("general", channel_id="C0")
+    fake.precreate("incidents", channel_id="CANNOUNCE")
+    fake.precreate("payments-incidents", channel_id="CPAYMENTS")
+    (tmp_path / "routes.yaml").write_text(ROUTES, encoding="utf-8")
+    pagerduty, webhook = Receiver(pagerduty=True), Receiver()
+    settings = Settings.of(
+        db=tmp_path / "bot.db",
+        runbooks=shipped_runbooks_dir(),
+        postmortems=tmp_path / "postmortems",
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=fake.url,
+        announce_channel="CANNOUNCE",
+        webhook_token=TOKEN,
+        routes=tmp_path / "routes.yaml",
+        pagerduty_routing_key="R" * 32,
+        pagerduty_url=pagerduty.url,
+        notify_urls=webhook.url,
+        notify_secret=NOTIFY_SECRET,
+    )
+    clock = FakeClock(START)
+    running = start_bot(settings, clock=clock, port=0, host="127.0.0.1")
+    running.bot.handler.chat.pacer = Pacer(interval=0.0)
+    harness = AlertHarness(fake, running, clock, pagerduty=pagerduty, webhook=webhook)
+    yield harness
+    running.stop()
+    fake.close()
+    pagerduty.close()
+    webhook.close()

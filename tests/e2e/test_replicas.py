@@ -94,7 +94,9 @@ def test_two_replicas_share_the_work_and_one_carries_on_when_the_other_dies(
                 "conversations.create",
                 lambda c, n=n: c.args["name"].endswith(f"replica-incident-{n}"),
             )
-            channels.append(created.response["channel"]["id"])
+            channel = created.response["channel"]["id"]
+            fake.wait_for("pins.add", lambda c, ch=channel: c.args.get("channel") == ch)
+            channels.append(channel)
         # commands to one incident alternate between the replicas: one order, each once
         notes = [f"note from either {k}" for k in range(10)]
         for k, text in enumerate(notes):

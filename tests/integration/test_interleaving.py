@@ -166,3 +166,19 @@ def test_a_request_lane_hands_an_incident_channels_request_over(tmp_path):
     assert handler.run_next(("incident", 1)) == 0
     assert [e.text for e in store.events(1, kinds=("note",))] == ["typed early"]
     bot.close()
+
+
+def test_opening_the_channel_adopts_what_was_typed_there_meanwhile(tmp_path):
+    bot = _bot(tmp_path, "adopt")
+    handler, store = bot.handler, bot.store
+    store.update_incident(1, channel=None)
+    early = handler.receive({"text": "note typed early"}, Context(actor="ana", channel="CNEW"))
+    with store.transaction():  # what the declaration does once Slack has made the channel
+        bot.service.set_channel(1, "CNEW")
+        assert store.adopt_requests("CNEW", 1) == 1
+    woken = []
+    handler.wake_lane = woken.append
+    assert handler.run_next(early.lane) is None and woken == [("incident", 1)]
+    assert handler.run_next(("incident", 1)) == 0
+    assert [e.text for e in store.events(1, kinds=("note",))] == ["typed early"]
+    bot.close()
