@@ -12,14 +12,17 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings, SettingsError, load_settings
-from bot.runbook import validate_paths
-from bot.store import Store, StoreError
+
+# Each command imports what it needs when it runs (the database layer, the runbook models,
+# Slack's libraries), so `manifest`, `validate` and `--help` start without the rest.
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.bootstrap import runbook_folder
+    from bot.runbook import shipped_runbooks_dir, validate_paths
 
-    paths = [Path(p) for p in args.paths] or [runbook_folder(settings)]
+    # the folder bootstrap.runbook_folder picks, without importing the rest of the bot
+    folder = settings.runbooks if settings.runbooks.is_dir() else shipped_runbooks_dir()
+    paths = [Path(p) for p in args.paths] or [folder]
     good, problems = validate_paths(paths)
     for problem in problems:
         print(problem)
@@ -57,6 +60,7 @@ def _drill(args: argparse.Namespace, settings: Settings) -> int:
 def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bootstrap import runbook_folder
     from bot.postmortem import ReviewOptions, build_review
+    from bot.store import Store
 
     text = args.incident.strip().upper().removeprefix("INC-")
     if not text.isdigit():
@@ -108,6 +112,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _backup(args: argparse.Namespace, settings: Settings) -> int:
     """A consistent copy while the bot runs (SQLite's online backup)."""
+    from bot.store import Store
+
     if not settings.db.exists():
         print(f"There is no database at {settings.db} (INCIDENT_BOT_DB)", file=sys.stderr)
         return 1
@@ -126,6 +132,7 @@ def _backup(args: argparse.Namespace, settings: Settings) -> int:
 
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     """What needs an operator's eye: requests set aside, messages that never went out."""
+    from bot.store import Store
     from bot.writer_lock import lock_path
 
     db = settings.drill_db if args.drill else settings.db
@@ -230,12 +237,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_store_error(exc: Exception) -> bool:
+    """A database that cannot be opened or is not ours (bot.store.StoreError); a command that
+    never imported the database layer cannot have raised one."""
+    store = sys.modules.get("bot.store")
+    return store is not None and isinstance(exc, store.StoreError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
         return int(args.run(args, settings))
-    except (SettingsError, StoreError) as exc:
+    except SettingsError as exc:
+        print(f"incident-bot: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if not _is_store_error(exc):
+            raise
         print(f"incident-bot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
