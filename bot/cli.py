@@ -179,11 +179,14 @@ def _lock_holder(path: Path) -> str:
 
 
 def _manifest(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.slack.manifest import manifest_yaml
+    from bot.slack.manifest import BadURL, events_url, manifest_yaml
 
-    if args.url and not args.url.startswith(("https://", "http://")):
-        print("--url must start with https://, e.g. --url https://bot.example.com", file=sys.stderr)
-        return 2
+    if args.url is not None:
+        try:
+            events_url(args.url)
+        except BadURL as exc:
+            print(exc, file=sys.stderr)
+            return 2
     print(manifest_yaml(args.url), end="")
     return 0
 
@@ -212,7 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_doctor)
 
     p = sub.add_parser("manifest", help="print the Slack app manifest (YAML)")
-    p.add_argument("--url", help="public base URL for HTTP mode; without it, Socket Mode")
+    p.add_argument(
+        "--url",
+        help="the bot's public https:// address for HTTP mode (/slack/events is added unless "
+        "given); without it, Socket Mode",
+    )
     p.set_defaults(run=_manifest)
 
     p = sub.add_parser("demo", help="play a whole scripted incident in the terminal")
