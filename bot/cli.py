@@ -63,11 +63,12 @@ def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
     from bot.store import Store
 
     text = args.incident.strip().upper().removeprefix("INC-")
-    if not text.isdigit():
+    if not text.isdigit() or len(text) > 18:
         print(
             f"'{args.incident}' is not an incident id; write it like INC-12 or 12", file=sys.stderr
         )
         return 2
+    number = int(text)
     db = settings.drill_db if args.drill else settings.db
     options = ReviewOptions(
         settings.postmortems,
@@ -77,11 +78,14 @@ def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
         runbooks=runbook_folder(settings),
         drill=args.drill,
     )
+    if not db.exists():  # never create an empty database just to find nothing in it
+        print(_no_incident(settings, number, args.drill, db_missing=True), file=sys.stderr)
+        return 1
     store = Store(db)
     try:
-        incident = store.incident(int(text))
+        incident = store.incident(number)
         if incident is None:
-            print(f"There is no incident INC-{text} in {db}", file=sys.stderr)
+            print(_no_incident(settings, number, args.drill, db_missing=False), file=sys.stderr)
             return 1
         review, written, _ = build_review(
             store, incident, options, Path(args.out) if args.out else None
@@ -95,6 +99,67 @@ def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
         print(f"incident-bot: {written.kept} {why}, so it was kept; the review is beside it")
     print(written.path)
     return 0
+
+
+def _no_incident(settings: Settings, number: int, drill: bool, db_missing: bool) -> str:
+    """Why INC-n is not there, and where it may be instead: the other database (a drill's
+    incident asked for without --drill, or the reverse), or the demo's review file (the demo
+    runs on a throw-away database, so its incident cannot be rebuilt)."""
+    ref = f"INC-{number}"
+    kind, db, env = (
+        ("drill", settings.drill_db, "INCIDENT_BOT_DRILL_DB")
+        if drill
+        else ("live", settings.db, "INCIDENT_BOT_DB")
+    )
+    if db_missing:
+        lines = [f"There is no {kind} incident {ref}: no database at {db} ({env})."]
+    else:
+        lines = [f"There is no {kind} incident {ref} in {db} ({_numbers(db)})."]
+    other_db, other = (settings.db, "live") if drill else (settings.drill_db, "drill")
+    title = _title_in(other_db, number)
+    if title is not None:
+        flag = "without --drill" if drill else "with --drill"
+        command = f"incident-bot postmortem {ref}" + ("" if drill else " --drill")
+        lines.append(f"The {other} database has {ref} ({title}): run it {flag}: `{command}`")
+        return "\n".join(lines)
+    demo_review = settings.postmortems / "drills" / f"{ref}.md"
+    if demo_review.exists():
+        lines.append(
+            f"The demo's {ref} ran on a throw-away database, so it cannot be rebuilt; "
+            f"its review is {demo_review}"
+        )
+    elif other_db.exists():
+        lines.append(f"The {other} database ({other_db}) has no {ref} either.")
+    else:
+        lines.append(f"There is no {other} database ({other_db}) either.")
+    return "\n".join(lines)
+
+
+def _numbers(db: Path) -> str:
+    from bot.store import Store
+
+    store = Store(db)
+    try:
+        ids = [i.id for i in store.incidents(include_closed=True)]
+    finally:
+        store.close()
+    if not ids:
+        return "it holds no incidents yet"
+    return f"it holds INC-{min(ids)}" + (f" to INC-{max(ids)}" if len(ids) > 1 else "")
+
+
+def _title_in(db: Path, number: int) -> str | None:
+    """INC-n's title in another database, if that database exists (never created here)."""
+    from bot.store import Store
+
+    if not db.exists():
+        return None
+    store = Store(db)
+    try:
+        incident = store.incident(number)
+    finally:
+        store.close()
+    return incident.title if incident is not None else None
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -136,8 +201,9 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     from bot.writer_lock import lock_path
 
     db = settings.drill_db if args.drill else settings.db
-    if not db.exists():
-        print(f"There is no database at {db} (INCIDENT_BOT_DB)", file=sys.stderr)
+    if not db.exists():  # never create an empty database just to report on it
+        env = "INCIDENT_BOT_DRILL_DB" if args.drill else "INCIDENT_BOT_DB"
+        print(f"There is no database at {db} ({env}); nothing to check", file=sys.stderr)
         return 1
     store = Store(db)
     try:

@@ -234,7 +234,7 @@ def run_demo(settings: Settings, out: TextIO, db: Path | None = None) -> Demo:
 
 def _play(settings: Settings, out: TextIO, db: Path) -> Demo:
     clock = FakeClock(START)
-    chat = ConsoleChat(clock, out, show_direct=False)
+    chat = ConsoleChat(clock, out, show_direct=False, language=settings.language)
     bot = build(settings, clock, chat, store=Store(db), drill=True)
     incident_id: int | None = None
     try:
