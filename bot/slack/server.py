@@ -261,9 +261,7 @@ def serve(settings: Settings, http: bool, port: int, host: str | None = None) ->
 
 
 def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
-    if not settings.db.exists():
-        log.warning("no database at %s: creating a new, empty one", settings.db)
-        print(f"incident-bot: no database at {settings.db}; creating a new, empty one", flush=True)
+    new_database = not settings.db.exists()
     client = web_client(settings)
     try:
         client.auth_test()
@@ -273,6 +271,8 @@ def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
         raise StartupError(
             f"cannot reach the Slack API ({exc.__class__.__name__}); check SLACK_API_URL"
         ) from None
+    if new_database:  # said once, and only by a start that goes on to create it
+        log.warning("no database at %s: creating a new, empty one", settings.db)
     running = start_bot(
         settings, client=client, port=port, host=host, events_over_http=not socket_mode
     )
