@@ -1,4 +1,5 @@
-"""The `/incident …` grammar (DESIGN.md §4): one parser for Slack and the terminal."""
+"""The `/incident …` grammar, an outside contract (people and scripts type it; the README
+lists it): one parser for Slack and the terminal."""
 
 from __future__ import annotations
 
