@@ -217,3 +217,20 @@ def test_at_most_two_workers_run_at_once_and_a_third_render_does_not_wait_for_ev
             postmortem._WORKERS.release()
     _assert_fell_back(review, "2 other templates were still rendering", "/incident postmortem")
     assert render_review(store, 1, "en", template=tmp_path / "team.md.j2").text == "# ours\n"
+
+
+def test_the_worker_starts_without_the_database_layer_or_slack():
+    """Each team template pays the worker's start: it imports Jinja2 and the filters, not
+    the store (sqlite-utils, numpy), the engine or Slack's libraries."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, bot.template_worker, bot.template_env; "
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'sqlite_utils', 'numpy', 'slack_sdk', 'slack_bolt', 'pydantic'} "
+        "or m in {'bot.store', 'bot.engine', 'bot.postmortem'})))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []
