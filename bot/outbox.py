@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RESUMABLE = ("declare", "plan", "review")
 GIVE_UP_AFTER = timedelta(hours=1)  # Slack unreachable this long: the message is dropped
+FIRST_BACKOFF = 1.0  # seconds before the second try, doubled for each try after it
 MAX_BACKOFF = 60.0  # seconds between tries at most
 
 
@@ -166,7 +167,7 @@ class Outbox:
         return self.chat.is_transient(error) and self.wall() - row.created_at < GIVE_UP_AFTER
 
     def _backoff(self, row: Outgoing) -> float:
-        return min(2.0**row.attempts, MAX_BACKOFF)
+        return min(FIRST_BACKOFF * 2.0**row.attempts, MAX_BACKOFF)
 
     def _failed(self, row: Outgoing, error: Exception) -> float:
         """Retry later (returns the delay) or give up (returns 0: the lane goes on)."""

@@ -23,7 +23,11 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
-from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.builtin_interval_calculators import (
+    BackoffRetryIntervalCalculator,
+    FixedValueRetryIntervalCalculator,
+)
+from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 
 from bot.bootstrap import Bot, build
 from bot.clock import Clock, utc_now
@@ -47,6 +51,9 @@ LISTENER_THREADS = 16  # requests being journaled and acknowledged at once
 WORK_THREADS = 16  # incidents whose commands are being carried out at once
 DELIVERY_THREADS = 16  # incidents whose messages are being posted at once (Slack's pace)
 COMMAND_DEFER = 0.05  # seconds a state change may wait for acknowledgements in all
+# slack-sdk's wait before retrying a failed call: this many seconds, doubled on each try, plus
+# up to 1 s of random jitter; 0 retries at once
+RETRY_BACKOFF = 0.5
 
 
 class StartupError(Exception):
@@ -97,7 +104,11 @@ def web_client(settings: Settings) -> SlackWebClient:
     if settings.slack_api_url:
         kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
     client = SlackWebClient(**kwargs)
-    backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)  # 0.5 s, 1 s, 2 s
+    backoff: RetryIntervalCalculator = (
+        BackoffRetryIntervalCalculator(backoff_factor=RETRY_BACKOFF)
+        if RETRY_BACKOFF > 0
+        else FixedValueRetryIntervalCalculator(0.0)
+    )
     client.retry_handlers = [
         ConnectionErrorRetryHandler(max_retry_count=3, interval_calculator=backoff),
         RateLimitErrorRetryHandler(max_retry_count=3),

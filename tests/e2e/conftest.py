@@ -14,11 +14,11 @@ import pytest
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.runbook import shipped_runbooks_dir
-from bot.slack.pacing import Pacer
 from bot.slack.server import RunningBot, start_bot
 from tests.conftest import START
 from tests.fakeslack import FakeSlack
 from tests.slackreq import post, sign, slash_body
+from tests.unpaced import no_waits
 
 SECRET = "test-signing-secret"
 
@@ -75,7 +75,10 @@ class Harness:
 
 
 @pytest.fixture
-def slack(tmp_path: Path):
+def slack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # Slack's pace (1 message/s per channel) and the retry waits are tested on their own;
+    # here they would only add seconds (tests/unpaced.py)
+    no_waits(monkeypatch)
     fake = FakeSlack()
     fake.precreate("general", channel_id="C0")
     fake.precreate("incidents", channel_id="CANNOUNCE")
@@ -90,8 +93,6 @@ def slack(tmp_path: Path):
     )
     clock = FakeClock(START)
     running = start_bot(settings, clock=clock, port=0, host="127.0.0.1")
-    # Slack's pace (1 message/s per channel) is tested on its own; here it would only add seconds
-    running.bot.handler.chat.pacer = Pacer(interval=0.0)
     harness = Harness(fake, running, clock)
     yield harness
     running.stop()

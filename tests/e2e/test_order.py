@@ -27,6 +27,7 @@ from bot.store import Store
 from tests.e2e.test_serve import SECRET, _env, _free_port, _wait_healthy
 from tests.fakeslack import FakeSlack
 from tests.slackreq import post, sign, slash_body
+from tests.unpaced import BOT
 
 SCRIPT = [  # (who, command): the issue's back-to-back script
     ("U1", "assign commander <@UA>"),
@@ -41,13 +42,14 @@ REFUSALS = ("lready", "Nobody is handing", "Only the", "can't change", "went wro
 
 
 class Bot:
-    """One `incident-bot serve --http` process on a database in `folder`."""
+    """One `incident-bot serve --http` process on a database in `folder`, without Slack's pace
+    and the retry waits (tests/unpaced.py): what is tested here is order and exactly-once."""
 
     def __init__(self, folder: Path, fake: FakeSlack, **env: str) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--http", "--port", str(self.port)],
+            [*BOT, "serve", "--http", "--port", str(self.port)],
             env=_env(folder, fake, INCIDENT_BOT_CLOCK_SPEED="1") | env,
             cwd=folder,
             stdout=subprocess.PIPE,

@@ -1,0 +1,53 @@
+"""The waits a test may turn off, and `incident-bot` run without them in a subprocess.
+
+Production keeps its defaults: about one message a second per Slack channel
+(`bot.slack.pacing.CHANNEL_INTERVAL`), slack-sdk's backoff between retries of a failed
+call (`bot.slack.server.RETRY_BACKOFF`), the outbox's first retry after 1 s
+(`bot.outbox.FIRST_BACKOFF`) and a failed request's next try after 1 s times its tries
+(`bot.dispatch.RETRY_AFTER`). A test whose subject is not those waits runs without
+them, so it spends no seconds in them; each wait is tested on its own (test_pacing.py,
+test_outbox.py, test_lanes.py, test_order.py's disk test and test_serve.py run with them).
+
+In-process: `no_waits(monkeypatch)`. In a subprocess: `python tests/unpaced.py ARGS…` is
+`python -m bot ARGS…` with the same waits at zero (`BOT` below is that command line).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+WAITS = {
+    "bot.slack.pacing": {"CHANNEL_INTERVAL": 0.0},
+    "bot.slack.server": {"RETRY_BACKOFF": 0.0},
+    "bot.outbox": {"FIRST_BACKOFF": 0.0},
+    "bot.dispatch": {"RETRY_AFTER": 0.0},
+}
+BOT = [sys.executable, str(Path(__file__).resolve())]  # + ["serve", "--http", …]
+
+
+def no_waits(monkeypatch: Any) -> None:
+    """Set every wait above to zero for this test (undone after it)."""
+    import importlib
+
+    for module, values in WAITS.items():
+        target = importlib.import_module(module)
+        for name, value in values.items():
+            monkeypatch.setattr(target, name, value)
+
+
+def _main() -> int:
+    import importlib
+
+    for module, values in WAITS.items():
+        target = importlib.import_module(module)
+        for name, value in values.items():
+            setattr(target, name, value)
+    from bot.cli import main
+
+    return main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
