@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 
 RESUMABLE = ("declare", "plan", "review")
 GIVE_UP_AFTER = timedelta(hours=1)  # Slack unreachable this long: the message is dropped
-FIRST_BACKOFF = 1.0  # seconds before the second try, doubled for each try after it
+# seconds before the second try, doubled for each try after it; above 0 (a delay of 0 would
+# mean "the lane goes on", and the row would be retried in a tight loop)
+FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 60.0  # seconds between tries at most
 
 

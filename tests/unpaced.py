@@ -4,9 +4,11 @@ Production keeps its defaults: about one message a second per Slack channel
 (`bot.slack.pacing.CHANNEL_INTERVAL`), slack-sdk's backoff between retries of a failed
 call (`bot.slack.server.RETRY_BACKOFF`), the outbox's first retry after 1 s
 (`bot.outbox.FIRST_BACKOFF`) and a failed request's next try after 1 s times its tries
-(`bot.dispatch.RETRY_AFTER`). A test whose subject is not those waits runs without
-them, so it spends no seconds in them; each wait is tested on its own (test_pacing.py,
-test_outbox.py, test_lanes.py, test_order.py's disk test and test_serve.py run with them).
+(`bot.dispatch.RETRY_AFTER`). A test whose subject is not those waits runs with them at
+zero, or a hundredth of a second where a retry must still wait (the outbox retries a
+row for an hour, so it must back off, if briefly), and spends no seconds in them. Each
+wait is tested on its own (test_pacing.py, test_outbox.py, test_lanes.py), and
+test_serve.py and test_serve_logs.py run with every production value.
 
 In-process: `no_waits(monkeypatch)`. In a subprocess: `python tests/unpaced.py ARGS…` is
 `python -m bot ARGS…` with the same waits at zero (`BOT` below is that command line).
@@ -21,8 +23,8 @@ from typing import Any
 WAITS = {
     "bot.slack.pacing": {"CHANNEL_INTERVAL": 0.0},
     "bot.slack.server": {"RETRY_BACKOFF": 0.0},
-    "bot.outbox": {"FIRST_BACKOFF": 0.0},
-    "bot.dispatch": {"RETRY_AFTER": 0.0},
+    "bot.outbox": {"FIRST_BACKOFF": 0.01},
+    "bot.dispatch": {"RETRY_AFTER": 0.01},
 }
 BOT = [sys.executable, str(Path(__file__).resolve())]  # + ["serve", "--http", …]
 
