@@ -40,7 +40,11 @@ def no_waits(monkeypatch: Any) -> None:
 
 
 def _main() -> int:
+    import faulthandler
     import importlib
+    import signal
+
+    faulthandler.register(signal.SIGUSR1)  # a test that sees a hang can ask for the stacks
 
     for module, values in WAITS.items():
         target = importlib.import_module(module)

@@ -10,6 +10,7 @@ import logging
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ COMMAND_DEFER = 0.05  # seconds a state change may wait for acknowledgements in 
 # slack-sdk's wait before retrying a failed call: this many seconds, doubled on each try, plus
 # up to 1 s of random jitter; 0 retries at once
 RETRY_BACKOFF = 0.5
+STOP_CHECK = 0.2  # seconds: how soon `serve` notices a SIGTERM, whichever thread it reached
 
 
 class StartupError(Exception):
@@ -297,14 +299,18 @@ def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
         f"incident-bot: {'Socket Mode' if socket_mode else 'HTTP'}; health at :{port}{HEALTH_PATH}",
         flush=True,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # The handler only notes the signal: Python runs handlers in the main thread, so one
+    # taking a lock (Event.set) could deadlock against that thread, and a SIGTERM the
+    # kernel hands to another thread would wait for ever behind a blocking Event.wait().
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
     try:
         if socket_mode:
             assert settings.slack_app_token
             handler = SocketMode(running.app, settings.slack_app_token, running.priority)
             handler.connect()  # type: ignore[no-untyped-call]
-        stop.wait()
+        while not stopping:
+            time.sleep(STOP_CHECK)
     except KeyboardInterrupt:
         pass
     finally:
