@@ -11,7 +11,11 @@ wait is tested on its own (test_pacing.py, test_outbox.py, test_lanes.py), and
 test_serve.py and test_serve_logs.py run with every production value.
 
 In-process: `no_waits(monkeypatch)`. In a subprocess: `python tests/unpaced.py ARGS…` is
-`python -m bot ARGS…` with the same waits at zero (`BOT` below is that command line).
+`python -m bot ARGS…` with the same waits at zero (`BOT` below is that command line);
+`--set=bot.dispatch.GIVE_UP_AFTER=1000` (before ARGS) gives one of the names below another
+value, for a test whose scenario is made of it (requests held up behind a failing one
+until a kill: each new arrival wakes the lane and retries its head at once, so only the
+number of tries holds them).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ WAITS = {
     "bot.outbox": {"FIRST_BACKOFF": 0.01},
     "bot.dispatch": {"RETRY_AFTER": 0.01},
 }
+SETTABLE = {"bot.dispatch.GIVE_UP_AFTER"}  # with `--set=` only, never changed otherwise
 BOT = [sys.executable, str(Path(__file__).resolve())]  # + ["serve", "--http", …]
 
 
@@ -45,14 +50,23 @@ def _main() -> int:
     import signal
 
     faulthandler.register(signal.SIGUSR1)  # a test that sees a hang can ask for the stacks
-
+    args = sys.argv[1:]
+    chosen = dict(a.removeprefix("--set=").split("=", 1) for a in args if a.startswith("--set="))
+    args = [a for a in args if not a.startswith("--set=")]
+    unknown = set(chosen) - SETTABLE - {f"{m}.{n}" for m, values in WAITS.items() for n in values}
+    if unknown:
+        raise SystemExit(f"tests/unpaced.py: cannot set {', '.join(sorted(unknown))}")
     for module, values in WAITS.items():
         target = importlib.import_module(module)
         for name, value in values.items():
-            setattr(target, name, value)
+            setattr(target, name, float(chosen.pop(f"{module}.{name}", value)))
+    for dotted, value in chosen.items():
+        module, name = dotted.rsplit(".", 1)
+        target = importlib.import_module(module)
+        setattr(target, name, type(getattr(target, name))(value))
     from bot.cli import main
 
-    return main(sys.argv[1:])
+    return main(args)
 
 
 if __name__ == "__main__":
