@@ -36,6 +36,11 @@ HEADER_DEADLINE = 5.0  # seconds from the first byte of a request to the end of 
 REQUEST_DEADLINE = 10.0  # seconds for the whole request, body included
 IDLE_TIMEOUT = 15.0  # seconds a kept-alive connection may wait for its next request
 MAX_CONNECTIONS = 4096
+# A refusal sent before the body was read (413, a bad signature) would reach a client still
+# sending as a connection reset: the server stops writing, then reads and drops up to this
+# much for up to this long before closing, so the client reads the refusal (lingering close)
+LINGER_BYTES = 2 * 1024 * 1024
+LINGER = 1.0
 
 
 @dataclass(frozen=True)
@@ -156,9 +161,11 @@ class BoundedHTTPServer:
                 except HTTPError as refusal:
                     body = json.dumps({"error": refusal.message})
                     await self._send(writer, Response.json(refusal.status, body), False)
+                    await self._linger(reader, writer)
                     break
                 if isinstance(request, Response):  # refused by its route after the headers
                     await self._send(writer, request, False)
+                    await self._linger(reader, writer)
                     break
                 keep_alive = request.header("connection") != "close"
                 response = await self._loop.run_in_executor(self._pool, self._handle, request)
@@ -201,6 +208,24 @@ class BoundedHTTPServer:
         body = await reader.readexactly(length) if length else b""
         request = Request(method, path, query, headers, body)
         return route.verify(request) or request
+
+    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """After a refusal: no more writing, and what the client still sends is read and
+        dropped (at most LINGER_BYTES, for at most LINGER seconds) before the close."""
+        try:
+            if writer.can_write_eof():
+                writer.write_eof()
+            deadline = self._loop.time() + LINGER
+            left = LINGER_BYTES
+            while left > 0:
+                chunk = await asyncio.wait_for(
+                    reader.read(min(left, 64 * 1024)), max(deadline - self._loop.time(), 0)
+                )
+                if not chunk:
+                    return
+                left -= len(chunk)
+        except (TimeoutError, ConnectionError, OSError):
+            return
 
     def _handle(self, request: Request) -> Response:
         route = self.routes[(request.method, request.path)]
