@@ -289,6 +289,12 @@ def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
     running = start_bot(
         settings, client=client, port=port, host=host, events_over_http=not socket_mode
     )
+    # Installed before the start is announced, so a SIGTERM from then on stops cleanly. The
+    # handler only notes the signal: Python runs handlers in the main thread, so one taking
+    # a lock (Event.set) could deadlock against that thread, and a SIGTERM the kernel hands
+    # to another thread would wait for ever behind a blocking Event.wait().
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
     log.info(
         "incident-bot listening on %s:%s (%s)",
         host,
@@ -299,11 +305,6 @@ def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
         f"incident-bot: {'Socket Mode' if socket_mode else 'HTTP'}; health at :{port}{HEALTH_PATH}",
         flush=True,
     )
-    # The handler only notes the signal: Python runs handlers in the main thread, so one
-    # taking a lock (Event.set) could deadlock against that thread, and a SIGTERM the
-    # kernel hands to another thread would wait for ever behind a blocking Event.wait().
-    stopping: list[int] = []
-    signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
     try:
         if socket_mode:
             assert settings.slack_app_token
