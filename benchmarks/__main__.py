@@ -1,12 +1,13 @@
-"""Measure the bot against DESIGN.md §7 and publish the figures.
+"""Measure the bot against its performance budgets (benchmarks/README.md) and report.
 
-    python -m benchmarks [--quick] [--out FILE] [--only NAMES] [--incidents N]
-                         [--no-write] [--keep]
+    python -m benchmarks [--quick] [--write | --out FILE] [--only NAMES] [--incidents N]
+                         [--keep]
 
-Runs each measurement, prints the table (measurement | result | budget | met?) and
-rewrites the results section of benchmarks/README.md (or FILE). Exit status: 0 when
-every budget is met, 1 when one is missed or a measurement failed, 3 when the run hit
-its overall time limit. Every child process is terminated on the way out.
+Runs each measurement and prints the table (measurement | result | budget | met?).
+Files are left alone unless asked: `--write` rewrites the results section of
+benchmarks/README.md (tracked in git), `--out FILE` writes that section to FILE.
+Exit status: 0 when every budget is met, 1 when one is missed or a measurement failed,
+3 when the run hit its overall time limit. Every child process is terminated on the way out.
 """
 
 from __future__ import annotations
@@ -95,15 +96,23 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description="Measure the bot against DESIGN.md §7."
+        prog="python -m benchmarks",
+        description="Measure the bot against its performance budgets (benchmarks/README.md). "
+        "Prints the table; writes no file unless given --write or --out.",
     )
     parser.add_argument("--quick", action="store_true", help="shorter runs (under 2 minutes)")
-    parser.add_argument(
-        "--out", type=Path, default=HERE / "README.md", help="file whose results section to rewrite"
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--write",
+        action="store_true",
+        help="rewrite the results section of benchmarks/README.md (a tracked file)",
     )
-    parser.add_argument("--no-write", action="store_true", help="print only; leave files alone")
+    where.add_argument("--out", type=Path, help="write the results section to this file instead")
+    where.add_argument(
+        "--no-write", action="store_true", help="print only (the default; kept for old scripts)"
+    )
     parser.add_argument(
         "--only", default="", help=f"comma-separated subset of: {', '.join(MODULES)}"
     )
@@ -114,6 +123,18 @@ def main(argv: list[str] | None = None) -> int:
         help="open incidents for reminders and restart (default 1000, the budget's figure)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, DBs)")
+    return parser
+
+
+def results_file(args: argparse.Namespace) -> Path | None:
+    """Where the results section goes: nowhere unless --write or --out asked for it."""
+    if args.out is not None:
+        return Path(args.out)
+    return HERE / "README.md" if args.write else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     chosen = [n.strip() for n in args.only.split(",") if n.strip()] or list(MODULES)
     unknown = [n for n in chosen if n not in MODULES]
@@ -158,10 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - began
     print(table(rows))
     print(f"\n{'quick ' if args.quick else ''}run took {seconds:.0f} s")
-    if not args.no_write:
+    target = results_file(args)
+    if target is not None:
         command = " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])])
-        write_results(args.out, results_section(rows, notes, command, seconds))
-        print(f"results written to {args.out}")
+        write_results(target, results_section(rows, notes, command, seconds))
+        print(f"results written to {target}")
+    else:
+        print("no file written (--write rewrites the results in benchmarks/README.md)")
     return 0 if all(r.met is not False for r in rows) else 1
 
 

@@ -55,8 +55,8 @@ from benchmarks.common import (
 COMMANDS = ("status", "update", "start")
 IN_FLIGHT = (1, 50)
 SEEDED_INCIDENTS = 100  # status and update rotate over their channels (per-channel pacing)
-ONE_IN_FLIGHT_BUDGET = 0.025  # DESIGN §7: p99 under 25 ms with one command in flight
-RATIO_BUDGET = 1.5  # DESIGN §7: p99 within 1.5× of the bare bolt app
+ONE_IN_FLIGHT_BUDGET = 0.025  # the budget: p99 under 25 ms with one command in flight
+RATIO_BUDGET = 1.5  # the budget: p99 within 1.5× of the bare bolt app
 QUIET = 0.2  # the bot's after-the-ack work has drained when no Slack call came for this long
 
 

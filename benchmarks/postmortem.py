@@ -13,7 +13,7 @@ Jinja2 template) is timed several times on the same database; each figure is the
 median. The compile step alone (`compile_review`, reading the record and computing the
 figures) is timed too, to show how the time splits between the data and the template.
 
-The 10,000-event incident's review is also timed with its chart (DESIGN §7: under 1.5 s):
+The 10,000-event incident's review is also timed with its chart (the budget: under 1.5 s):
 `render_review`, then `bot.chart.draw_incident_chart` (reads the phase runs and step
 records, draws, writes the PNG), in one sequence per run; the figure is the median. The
 first chart of the process is shown apart: it imports matplotlib and loads the fonts,
@@ -30,8 +30,8 @@ from pathlib import Path
 from benchmarks.common import RUNBOOK, Outcome, Row, log, median
 
 SIZES = (100, 1_000, 10_000)
-BUDGET = 1.0  # DESIGN §7: a 10,000-event incident compiles its postmortem in under 1 s
-CHART_BUDGET = 1.5  # DESIGN §7: a 10,000-event review with its chart under 1.5 s
+BUDGET = 1.0  # the budget: a 10,000-event incident compiles its postmortem in under 1 s
+CHART_BUDGET = 1.5  # the budget: a 10,000-event review with its chart under 1.5 s
 GAP = timedelta(seconds=10)
 START = datetime(2026, 1, 15, 2, 0, tzinfo=UTC)
 ROLES = ("tech-lead", "ops-a", "ops-b", "developer", "support-lead", "product")

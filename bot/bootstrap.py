@@ -210,6 +210,10 @@ class SlackBot:
             status["db"] = f"error: {type(exc).__name__}: {exc}"[:200]
         return status
 
+    def idle(self) -> bool:
+        """No request being carried out and nothing being delivered (tests)."""
+        return not self.commands.busy and not self.deliveries.busy
+
     def stop(self) -> None:
         """Stop taking requests, let the work in flight finish, then close the database."""
         if self.server is not None:

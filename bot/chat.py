@@ -85,3 +85,10 @@ def channel_name(incident: Incident, limit: int = 80) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
     name = f"{prefix}-{slug}" if slug else prefix
     return name[:limit].rstrip("-")
+
+
+def title_left_out(title: str) -> bool:
+    """Whether channel_name drops letters of `title` that have no ASCII form (Chinese, say):
+    the declarer is then told why the channel is a bare `inc-YYYYMMDD-N`."""
+    decomposed = unicodedata.normalize("NFKD", title)
+    return any(not ch.isascii() and ch.isalnum() for ch in decomposed)

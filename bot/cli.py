@@ -23,8 +23,9 @@ from bot.config import (
     load_settings,
 )
 from bot.database import _redact, is_postgres
-from bot.runbook import runbook_files, validate_paths
-from bot.store import Store, StoreError
+
+# Each command imports what it needs when it runs (the database layer, the runbook models,
+# Slack's libraries), so `manifest`, `validate` and `--help` start without the rest.
 
 if TYPE_CHECKING:
     from bot.report import DrillNote
@@ -34,20 +35,22 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
     """Runbooks, and routes files (a YAML mapping with `routes:`) against those runbooks.
     Without paths: the runbook folder, and INCIDENT_BOT_ROUTES when it exists (or when
     alerts are on: INCIDENT_BOT_WEBHOOK_TOKEN is set)."""
-    from bot.bootstrap import runbook_folder
     from bot.routes import RoutesInvalid, is_routes_file, load_routes
+    from bot.runbook import runbook_files, shipped_runbooks_dir, validate_paths
 
+    # the folder bootstrap.runbook_folder picks, without importing the rest of the bot
+    folder = settings.runbooks if settings.runbooks.is_dir() else shipped_runbooks_dir()
     given = [Path(p) for p in args.paths]
-    files = runbook_files(given or [runbook_folder(settings)])
+    files = runbook_files(given or [folder])
     routes_files = [f for f in files if f.is_file() and is_routes_file(f)]
     runbooks = [f for f in files if f not in routes_files]
     if not given and (settings.routes.exists() or settings.webhook_token):
         routes_files.append(settings.routes)
     good, problems = validate_paths(runbooks) if runbooks or not routes_files else ([], [])
     if not runbooks and routes_files:  # routes alone: the runbooks they may name are the bot's
-        good = validate_paths([runbook_folder(settings)])[0]
+        good = validate_paths([folder])[0]
     elif not good and not problems:
-        print(f"{(given or [runbook_folder(settings)])[0]}:1: no runbooks found (*.yaml)")
+        print(f"{(given or [folder])[0]}:1: no runbooks found (*.yaml)")
         return 1
     checked = []
     for path in routes_files:
@@ -90,14 +93,16 @@ def _drill(args: argparse.Namespace, settings: Settings) -> int:
 def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bootstrap import runbook_folder
     from bot.postmortem import ReviewOptions, build_review
+    from bot.store import Store
 
     text = args.incident.strip().upper().removeprefix("INC-")
-    if not text.isdigit():
+    if not text.isdigit() or len(text) > 18:
         print(
             f"'{args.incident}' is not an incident id; write it like INC-12 or 12", file=sys.stderr
         )
         return 2
-    db = settings.drill_db if args.drill else settings.db
+    number = int(text)
+    db = str(settings.drill_db) if args.drill else settings.db
     options = ReviewOptions(
         settings.postmortems,
         settings.postmortem_language,
@@ -106,11 +111,14 @@ def _postmortem(args: argparse.Namespace, settings: Settings) -> int:
         runbooks=runbook_folder(settings),
         drill=args.drill,
     )
+    if database_missing(db):  # never create an empty database just to find nothing in it
+        print(_no_incident(settings, number, args.drill, db_missing=True), file=sys.stderr)
+        return 1
     store = Store(db)
     try:
-        incident = store.incident(int(text))
+        incident = store.incident(number)
         if incident is None:
-            print(f"There is no incident INC-{text} in {db}", file=sys.stderr)
+            print(_no_incident(settings, number, args.drill, db_missing=False), file=sys.stderr)
             return 1
         review, written, _ = build_review(
             store, incident, options, Path(args.out) if args.out else None
@@ -163,6 +171,8 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
         print(f"There is no database at {db} ({variable})", file=sys.stderr)
         return 1
     start = datetime.combine(day, time(), ZoneInfo(settings.timezone)) if day else None
+    from bot.store import Store
+
     store = Store(db)
     try:
         record = gather(store, start)
@@ -213,11 +223,74 @@ def _drill_note(settings: Settings, since: datetime | None) -> DrillNote | None:
         return None  # one file for both: nothing apart to count
     if not path.is_file():
         return DrillNote(str(path), None)
+    from bot.store import Store
+
     store = Store(path)
     try:
         return DrillNote(str(path), store.count_since(since, closed=True))
     finally:
         store.close()
+
+
+def _no_incident(settings: Settings, number: int, drill: bool, db_missing: bool) -> str:
+    """Why INC-n is not there, and where it may be instead: the other database (a drill's
+    incident asked for without --drill, or the reverse), or the demo's review file (the demo
+    runs on a throw-away database, so its incident cannot be rebuilt)."""
+    ref = f"INC-{number}"
+    kind, db, env = (
+        ("drill", settings.drill_db, "INCIDENT_BOT_DRILL_DB")
+        if drill
+        else ("live", settings.db, "INCIDENT_BOT_DB")
+    )
+    if db_missing:
+        lines = [f"There is no {kind} incident {ref}: no database at {db} ({env})."]
+    else:
+        lines = [f"There is no {kind} incident {ref} in {db} ({_numbers(db)})."]
+    other_db, other = (settings.db, "live") if drill else (settings.drill_db, "drill")
+    title = _title_in(other_db, number)
+    if title is not None:
+        flag = "without --drill" if drill else "with --drill"
+        command = f"incident-bot postmortem {ref}" + ("" if drill else " --drill")
+        lines.append(f"The {other} database has {ref} ({title}): run it {flag}: `{command}`")
+        return "\n".join(lines)
+    demo_review = settings.postmortems / "drills" / f"{ref}.md"
+    if demo_review.exists():
+        lines.append(
+            f"The demo's {ref} ran on a throw-away database, so it cannot be rebuilt; "
+            f"its review is {demo_review}"
+        )
+    elif not database_missing(str(other_db)):
+        lines.append(f"The {other} database ({other_db}) has no {ref} either.")
+    else:
+        lines.append(f"There is no {other} database ({other_db}) either.")
+    return "\n".join(lines)
+
+
+def _numbers(db: str | Path) -> str:
+    from bot.store import Store
+
+    store = Store(db)
+    try:
+        ids = [i.id for i in store.incidents(include_closed=True)]
+    finally:
+        store.close()
+    if not ids:
+        return "it holds no incidents yet"
+    return f"it holds INC-{min(ids)}" + (f" to INC-{max(ids)}" if len(ids) > 1 else "")
+
+
+def _title_in(db: str | Path, number: int) -> str | None:
+    """INC-n's title in another database, if that database exists (never created here)."""
+    from bot.store import Store
+
+    if database_missing(str(db)):
+        return None
+    store = Store(db)
+    try:
+        incident = store.incident(number)
+    finally:
+        store.close()
+    return incident.title if incident is not None else None
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -242,6 +315,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _backup(args: argparse.Namespace, settings: Settings) -> int:
     """A consistent copy while the bot runs (SQLite's online backup)."""
+    from bot.store import Store
+
     if is_postgres(settings.db):
         print(
             "incident-bot backup copies SQLite files; back up PostgreSQL with pg_dump, e.g. "
@@ -267,11 +342,13 @@ def _backup(args: argparse.Namespace, settings: Settings) -> int:
 
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     """What needs an operator's eye: requests set aside, messages that never went out."""
+    from bot.store import Store
     from bot.writer_lock import lock_path
 
     db = str(settings.drill_db) if args.drill else settings.db
-    if database_missing(db):
-        print(f"There is no database at {db} (INCIDENT_BOT_DB)", file=sys.stderr)
+    if database_missing(db):  # never create an empty database just to report on it
+        env = "INCIDENT_BOT_DRILL_DB" if args.drill else "INCIDENT_BOT_DB"
+        print(f"There is no database at {db} ({env}); nothing to check", file=sys.stderr)
         return 1
     store = Store(db)
     try:
@@ -315,11 +392,14 @@ def _lock_holder(path: Path) -> str:
 
 
 def _manifest(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.slack.manifest import manifest_yaml
+    from bot.slack.manifest import BadURL, events_url, manifest_yaml
 
-    if args.url and not args.url.startswith(("https://", "http://")):
-        print("--url must start with https://, e.g. --url https://bot.example.com", file=sys.stderr)
-        return 2
+    if args.url is not None:
+        try:
+            events_url(args.url)
+        except BadURL as exc:
+            print(exc, file=sys.stderr)
+            return 2
     print(manifest_yaml(args.url), end="")
     return 0
 
@@ -348,7 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_doctor)
 
     p = sub.add_parser("manifest", help="print the Slack app manifest (YAML)")
-    p.add_argument("--url", help="public base URL for HTTP mode; without it, Socket Mode")
+    p.add_argument(
+        "--url",
+        help="the bot's public https:// address for HTTP mode (/slack/events is added unless "
+        "given); without it, Socket Mode",
+    )
     p.set_defaults(run=_manifest)
 
     p = sub.add_parser("demo", help="play a whole scripted incident in the terminal")
@@ -385,12 +469,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_store_error(exc: Exception) -> bool:
+    """A database that cannot be opened or is not ours (bot.store.StoreError); a command that
+    never imported the database layer cannot have raised one."""
+    store = sys.modules.get("bot.store")
+    return store is not None and isinstance(exc, store.StoreError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
         return int(args.run(args, settings))
-    except (SettingsError, StoreError) as exc:
+    except SettingsError as exc:
+        print(f"incident-bot: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if not _is_store_error(exc):
+            raise
         print(f"incident-bot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ raises any other exception, whatever the input (a property test checks it).
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from collections.abc import Callable
@@ -90,6 +91,7 @@ MAX_LINK = 2000
 MAX_TEXT = 3000
 _INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn"}
 
+_BARE_PREFIX = re.compile(r"(?i)^incident(?:\s+|$)")
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|([^>]*))?>$|^@([\w.\-]+)$")
 
 
@@ -149,13 +151,22 @@ def parse(text: str) -> Command:
     raw = clean_text(text or "")
     if raw.lower().startswith("/incident"):
         raw = raw[len("/incident") :].strip()
+    else:  # `incident status`: the slash left out (or eaten by the terminal or a client)
+        raw = _BARE_PREFIX.sub("", raw, count=1)
     if not raw:
         return Command("open")
     head, *tail = raw.split(None, 1)  # any space: a Chinese IME types U+3000
     verb = head.lower()
     rest = tail[0].strip() if tail else ""
     if verb not in USAGE:
-        raise ParseError("unknown_verb", verb=head[:40], verbs=", ".join(USAGE))
+        guess = difflib.get_close_matches(verb, list(USAGE), n=1, cutoff=0.6)
+        raise ParseError(
+            "unknown_verb",
+            verb=head[:40],
+            verbs=", ".join(USAGE),
+            suggestion=guess[0] if guess else None,
+            usage=USAGE[guess[0]] if guess else None,
+        )
     if verb in _NO_ARGS:
         if rest:
             raise _fail(verb, "no_arguments", verb=verb)

@@ -1,6 +1,7 @@
 """Settings from the environment (and an optional `.env` file), checked at start.
 
-The variable names are an outside contract (DESIGN.md §4). A bad value stops
+The variable names are an outside contract: deployments, scripts and tests outside
+this repository set them, so they never change meaning. A bad value stops
 the bot with one line naming the variable and what it accepts.
 """
 

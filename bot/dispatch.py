@@ -26,7 +26,7 @@ from typing import Any
 from bot.alerts import ACTOR as ALERT_ACTOR
 from bot.alerts import AlertGroup, digest, fingerprints
 from bot.catchup import LEAVE_OUT, TIMELINE_LINES, catchup_text
-from bot.chat import Button, ChatPort
+from bot.chat import Button, ChatPort, title_left_out
 from bot.clock import iso, utc_now
 from bot.commands import REVIEW_VERBS, USAGE, Command, Mention, parse
 from bot.engine import Change, IncidentService
@@ -504,7 +504,10 @@ class CommandHandler:
             reply = row.body.get("reply")
             if reply and reply.get("url"):  # declared from another channel: say where it lives
                 text = self.render(
-                    "reply.declared", ref=incident.ref, channel=self.channel(incident)
+                    "reply.declared",
+                    ref=incident.ref,
+                    channel=self.channel(incident),
+                    ascii_only=title_left_out(incident.title),
                 )
                 self.outbox.put(incident.id, "reply", text=text, **reply)
 

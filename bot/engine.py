@@ -175,7 +175,12 @@ class IncidentService:
             if role_id == incident.runbook.roles[0].id and not self._lead_open(incident):
                 self._require_lead(incident, actor, "assign")
             if self.store.current_holders(incident_id).get(role_id) == user:
-                raise InvalidTransition("already_holds", user=user, role=role_id)
+                raise InvalidTransition(
+                    "already_holds",
+                    user=user,
+                    role=role_id,
+                    role_name=_role_name(incident, role_id),
+                )
             now = self.clock.now()
             self.store.set_holder(incident_id, role_id, user, now)
             for handoff in self.store.pending_handoffs(incident_id):
@@ -193,14 +198,24 @@ class IncidentService:
                 self._require_lead(incident, actor, "handoff")
             holder = self.store.current_holders(incident_id).get(role_id)
             if holder == user:
-                raise InvalidTransition("already_holds", user=user, role=role_id)
+                raise InvalidTransition(
+                    "already_holds",
+                    user=user,
+                    role=role_id,
+                    role_name=_role_name(incident, role_id),
+                )
             waiting = [
                 h
                 for h in self.store.pending_handoffs(incident_id)
                 if h.role_id == role_id and h.to_user == user
             ]
             if waiting:  # the same handoff again: still waiting, nothing new to say
-                raise InvalidTransition("handoff_waiting", user=user, role=role_id)
+                raise InvalidTransition(
+                    "handoff_waiting",
+                    user=user,
+                    role=role_id,
+                    role_name=_role_name(incident, role_id),
+                )
             now = self.clock.now()
             replaced = [h for h in self.store.pending_handoffs(incident_id) if h.role_id == role_id]
             for handoff in replaced:
@@ -620,6 +635,12 @@ class IncidentService:
         raise UnknownName(
             "unknown_step", given=given, known=", ".join(ids), suggestion=closest(given, ids)
         )
+
+
+def _role_name(incident: Incident, role_id: str) -> str:
+    """What people call a role (技术主管, Tech lead); its id is what they type."""
+    role = incident.runbook.role(role_id)
+    return role.name if role else role_id
 
 
 __all__ = ["BotError", "Change", "IncidentService", "IncidentView"]

@@ -45,6 +45,9 @@ RESUMABLE = ("declare", "plan", "review", "page", "webhook")
 OUT = "out:"  # lanes of outbound targets: ("out:pagerduty", incident id)
 CLAIM_POLL = 1.0  # seconds between looks at a head another replica is delivering
 GIVE_UP_AFTER = timedelta(hours=1)  # Slack unreachable this long: the message is dropped
+# seconds before the second try, doubled for each try after it; above 0 (a delay of 0 would
+# mean "the lane goes on", and the row would be retried in a tight loop)
+FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 60.0  # seconds between tries at most
 
 
@@ -226,7 +229,7 @@ class Outbox:
         now = self.wall()
         reason = f"{type(error).__name__}: {error}"[:300]
         if self._will_retry(row, error, deliverer):
-            delay = min(2.0**row.attempts, MAX_BACKOFF)
+            delay = min(FIRST_BACKOFF * 2.0**row.attempts, MAX_BACKOFF)
             self.store.retry_outgoing(row.id, now + timedelta(seconds=delay), reason)
             if row.attempts == 0:  # said once per row, not on every try
                 log.warning(

@@ -25,16 +25,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import FileSystemLoader, StrictUndefined, pass_context
-from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
-
-from bot import timefmt
 from bot.alerts import alert_info
 from bot.chat import ChatPort
 from bot.clock import iso
@@ -60,13 +54,13 @@ from bot.model import Event, Incident
 from bot.render import alert_params, event_text, role_name
 from bot.review import KINDS as REVIEW_KINDS
 from bot.review import fold
-from bot.runbook import Deadline, TemplateOutside, resolve_template
+from bot.runbook import TemplateOutside, resolve_template
 from bot.store import Store
+from bot.template_env import plain_mentions, sandbox
 
 log = logging.getLogger(__name__)
 _EMOJI = re.compile(r"^:[a-z0-9_+-]+:\s*")
 _BOLD = re.compile(r"(?<![*\w])\*([^*\n]+)\*(?![*\w])")
-_TOKEN = re.compile(r"<([@#])([UWC][A-Z0-9]+)(?:\|([^<>]*))?>")
 
 
 class TemplateProblem(Exception):
@@ -78,11 +72,6 @@ class Review:
     text: str
     language: str
     problem: str | None = None  # why a custom template was not used
-
-
-def plain_mentions(text: str) -> str:
-    """`<@U123|ana>` → `@ana`, `<@U123>` → `@U123`, `<#C1|ops>` → `#ops`: readable in a file."""
-    return _TOKEN.sub(lambda m: f"{m.group(1)}{m.group(3) or m.group(2)}", text)
 
 
 def _markdown(slack_text: str) -> str:
@@ -227,30 +216,6 @@ def _phase_name(incident: Incident, phase_id: str | None) -> str:
     return phase.name if phase else str(phase_id)
 
 
-@lru_cache(maxsize=16)
-def _environment(loader_dir: Path) -> SandboxedEnvironment:
-    """One sandbox per template folder, kept: templates compile once (a changed file is
-    recompiled, as Jinja checks its modification time)."""
-    env = SandboxedEnvironment(
-        loader=FileSystemLoader(str(loader_dir)),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    # the same formatter as the bot's messages (bot/timefmt.py): a moment reads alike in both
-    env.filters["dur"] = _duration
-    env.filters["utc"] = timefmt.utc_time
-    env.filters["local"] = timefmt.date_time
-    env.filters["hm"] = timefmt.clock_time
-    env.filters["due"] = _deadline
-    env.filters["cell"] = lambda s: " ".join(plain_mentions(str(s or "")).split()).replace(
-        "|", "\\|"
-    )
-    env.filters["plain"] = lambda s: plain_mentions(str(s or ""))
-    return env
-
-
 @dataclass(frozen=True)
 class TemplateLimits:
     """What a team's template may use; past any of it, the built-in template is used."""
@@ -258,19 +223,6 @@ class TemplateLimits:
     seconds: float = 5.0  # wall clock, the worker's start-up included
     output: int = 4 * 1024 * 1024  # bytes of Markdown
     memory: int = 512 * 1024 * 1024  # bytes of address space of the worker
-
-
-@pass_context
-def _duration(context: Context, delta: timedelta | None) -> str:
-    return timefmt.duration(delta, str(context.get("language") or "en"))
-
-
-@pass_context
-def _deadline(context: Context, due: Deadline | None) -> str:
-    """A step's deadline as the runbook states it (`1h after mitigated`, `缓解后 1小时`)."""
-    if due is None:
-        return timefmt.NONE
-    return timefmt.deadline(due.offset, due.anchor, str(context.get("language") or "en"))
 
 
 def render_review(
@@ -314,7 +266,7 @@ def render_review(
 
 def _built_in(language: str, context: dict[str, Any]) -> str:
     """Our own template, rendered here: it ships with the bot."""
-    return _environment(TEMPLATES).get_template(f"postmortem.{language}.md.j2").render(**context)
+    return sandbox(TEMPLATES).get_template(f"postmortem.{language}.md.j2").render(**context)
 
 
 def _runbook_template(name: str, runbooks: Path | None) -> tuple[Path, str]:

@@ -411,6 +411,7 @@ class ReminderService:
         self.store.append_event(incident.id, now, "bot", ReminderSent("step", step=step.id))
         return self.render(
             "reminder.step",
+            ref=incident.ref,
             step=step.id,
             title=step.title,
             owners=owners_text(self.render, incident.runbook, step.owner, holders),
@@ -427,6 +428,7 @@ class ReminderService:
         raised = self._raise_severity(incident, escalation.severity if escalation else None, now)
         return self.render(
             "reminder.overrun",
+            ref=incident.ref,
             phase_name=phase.name,
             target=phase.target,
             message=escalation.message if escalation else "",
@@ -447,6 +449,7 @@ class ReminderService:
         raised = self._raise_severity(incident, risk.escalate_to, now)
         return self.render(
             "reminder.risk",
+            ref=incident.ref,
             risk=risk.risk,
             trigger=risk.trigger.milestone,
             within=risk.trigger.within,

@@ -40,9 +40,9 @@ from bot.clock import iso
 from bot.messages import TEMPLATES
 from bot.metrics import AFTERWORD, metrics_at, phase_outcomes, step_outcomes
 from bot.model import Action, Incident, PhaseRun, StepRecord
-from bot.postmortem import plain_mentions
 from bot.runbook import SEVERITIES
 from bot.store import Store
+from bot.template_env import plain_mentions
 
 FORMATS = ("md", "json", "csv")
 MEASURES = ("assemble", "mitigate", "resolve")

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -290,12 +291,31 @@ class LoadedRunbook:
 
 
 def load_runbook(path: Path) -> LoadedRunbook:
-    """Read and validate one runbook file, or raise RunbookInvalid.
+    """Read and validate one runbook file, or raise RunbookInvalid with every problem found,
+    sorted by line: the schema's and the cross-references' (an unknown owner, a duplicate
+    step id) in one pass, so a file is fixed in one round.
 
     Whatever the file holds, this returns or raises RunbookInvalid within about the
     time it takes to read MAX_RUNBOOK_BYTES: see bot.yaml_lines for the bounds."""
-    name = str(path)
     text = _read_bounded(path)
+    version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    runbook = _VALID.get(text)
+    if runbook is None or (runbook.postmortem.template and _template_problem(path, runbook)):
+        runbook = _parse(path, text)  # raises RunbookInvalid with every problem
+        _VALID.put(text, runbook)
+    return LoadedRunbook(runbook=runbook, path=path, version=version)
+
+
+def _template_problem(path: Path, runbook: Runbook) -> str | None:
+    try:
+        resolve_template(path.parent, runbook.postmortem.template or "")
+    except TemplateOutside as exc:
+        return str(exc)
+    return None
+
+
+def _parse(path: Path, text: str) -> Runbook:
+    name = str(path)
     try:
         loaded = load_yaml(text)
     except YamlSyntaxError as exc:
@@ -308,27 +328,61 @@ def load_runbook(path: Path) -> LoadedRunbook:
         problems.append(
             Problem(name, 1, "a runbook is a YAML mapping with id, name, roles, phases")
         )
-        raise RunbookInvalid(_at_most(problems))
+        raise RunbookInvalid(_sorted(problems))
+    problems += [
+        Problem(name, loaded.line_of(p), f"{_dotted(p)}: {m}") for p, m in _cross_check(loaded.data)
+    ]
+    runbook: Runbook | None = None
     try:
         runbook = Runbook.model_validate(loaded.data)
     except ValidationError as exc:
         problems += [_problem_from_pydantic(name, loaded, err) for err in exc.errors()]
-        raise RunbookInvalid(_at_most(problems)) from None
     except (RecursionError, MemoryError):  # bounded by yaml_lines; never a traceback anyway
         raise RunbookInvalid([Problem(name, 1, "too large or too deeply nested")]) from None
-    problems += [
-        Problem(name, loaded.line_of(p), f"{_dotted(p)}: {m}") for p, m in _cross_check(runbook)
-    ]
-    if runbook.postmortem.template:
-        try:
-            resolve_template(path.parent, runbook.postmortem.template)
-        except TemplateOutside as exc:
+    if runbook is not None and runbook.postmortem.template:
+        why = _template_problem(path, runbook)
+        if why:
             where = ("postmortem", "template")
-            problems.append(Problem(name, loaded.line_of(where), f"postmortem.template: {exc}"))
-    if problems:
-        raise RunbookInvalid(_at_most(problems))
-    version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    return LoadedRunbook(runbook=runbook, path=path, version=version)
+            problems.append(Problem(name, loaded.line_of(where), f"postmortem.template: {why}"))
+    if problems or runbook is None:
+        raise RunbookInvalid(_sorted(problems))
+    return runbook
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    """By line (stable: problems on one line keep the order they were found in), capped."""
+    return _at_most(sorted(problems, key=lambda p: p.line))
+
+
+class _ValidRunbooks:
+    """The last few runbook texts that validated, and their models (frozen, so shared).
+
+    A folder is read at every start, by `validate` and by each bot a test builds; parsing
+    YAML with line numbers is the cost, so a text already seen valid is not parsed again.
+    Only valid texts are kept (a hostile file is never held on to), at most MAX of them."""
+
+    MAX = 32
+
+    def __init__(self) -> None:
+        self._items: dict[str, Runbook] = {}
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> Runbook | None:
+        with self._lock:
+            runbook = self._items.pop(text, None)
+            if runbook is not None:
+                self._items[text] = runbook  # the most recently used goes last
+            return runbook
+
+    def put(self, text: str, runbook: Runbook) -> None:
+        with self._lock:
+            self._items.pop(text, None)
+            self._items[text] = runbook
+            while len(self._items) > self.MAX:
+                del self._items[next(iter(self._items))]
+
+
+_VALID = _ValidRunbooks()
 
 
 def _read_bounded(path: Path) -> str:
@@ -428,45 +482,52 @@ def _dotted(path: tuple[Any, ...]) -> str:
     return text
 
 
-def _cross_check(runbook: Runbook) -> list[tuple[tuple[Any, ...], str]]:
-    """Rules pydantic cannot see alone: references between parts, unique ids."""
+def _cross_check(data: dict[Any, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    """Rules pydantic cannot see alone: references between parts, unique ids.
+
+    Read from the YAML as written rather than from the model, so they are reported in the
+    same pass as the schema's problems; parts of the wrong shape are left to the schema."""
     found: list[tuple[tuple[Any, ...], str]] = []
-    role_ids = {r.id for r in runbook.roles}
-    found += _duplicates(
-        [("roles", i, "id") for i in range(len(runbook.roles))], runbook.roles, "role"
-    )
-    found += _duplicates(
-        [("phases", i, "id") for i in range(len(runbook.phases))], runbook.phases, "phase"
-    )
-    found += _duplicates(
-        [("risks", i, "id") for i in range(len(runbook.risks))], runbook.risks, "risk"
-    )
-    step_paths = [
-        ("phases", pi, "steps", si, "id")
-        for pi, phase in enumerate(runbook.phases)
-        for si in range(len(phase.steps))
+    roles = _items(data, "roles")
+    phases = _items(data, "phases")
+    found += _duplicates([("roles", i) for i in range(len(roles))], roles, "role")
+    found += _duplicates([("phases", i) for i in range(len(phases))], phases, "phase")
+    risks = _items(data, "risks")
+    found += _duplicates([("risks", i) for i in range(len(risks))], risks, "risk")
+    steps = [
+        (("phases", pi, "steps", si), step)
+        for pi, phase in enumerate(phases)
+        for si, step in enumerate(_items(phase, "steps"))
     ]
-    found += _duplicates(step_paths, [s for _, s in runbook.steps()], "step")
+    found += _duplicates([p for p, _ in steps], [s for _, s in steps], "step")
+    role_ids = {r["id"] for r in roles if isinstance(r, dict) and isinstance(r.get("id"), str)}
+    if not role_ids:
+        return found  # no roles to refer to: the schema says so once, not once per owner
     known = ", ".join(sorted(role_ids))
-    for pi, phase in enumerate(runbook.phases):
-        for si, step in enumerate(phase.steps):
-            for oi, owner in enumerate(step.owner):
-                if owner not in role_ids:
-                    found.append(
-                        (
-                            ("phases", pi, "steps", si, "owner", oi),
-                            f"owner '{owner}' is not a declared role ({known})",
-                        )
-                    )
-    review_owner = runbook.postmortem.owner
-    if review_owner and review_owner not in role_ids:
+    for path, step in steps:
+        if not isinstance(step, dict):
+            continue
+        owners = step.get("owner")
+        for oi, owner in enumerate([owners] if isinstance(owners, str) else _list(owners)):
+            if isinstance(owner, str) and owner not in role_ids:
+                found.append(
+                    ((*path, "owner", oi), f"owner '{owner}' is not a declared role ({known})")
+                )
+    review = data.get("postmortem")
+    review_owner = review.get("owner") if isinstance(review, dict) else None
+    if isinstance(review_owner, str) and review_owner not in role_ids:
         found.append(
-            (
-                ("postmortem", "owner"),
-                f"owner '{review_owner}' is not a declared role ({known})",
-            )
+            (("postmortem", "owner"), f"owner '{review_owner}' is not a declared role ({known})")
         )
     return found
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _items(data: Any, key: str) -> list[Any]:
+    return _list(data.get(key)) if isinstance(data, dict) else []
 
 
 def _duplicates(
@@ -475,9 +536,12 @@ def _duplicates(
     seen: set[str] = set()
     found = []
     for path, item in zip(paths, items, strict=True):
-        if item.id in seen:
-            found.append((path, f"duplicate {what} id '{item.id}'"))
-        seen.add(item.id)
+        item_id = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(item_id, str):
+            continue
+        if item_id in seen:
+            found.append(((*path, "id"), f"duplicate {what} id '{item_id}'"))
+        seen.add(item_id)
     return found
 
 

@@ -71,9 +71,9 @@ def render(job: Job) -> str:
     """Render `job` with the postmortem filters, stopping once the output is too large."""
     from jinja2.sandbox import SandboxedEnvironment
 
-    from bot.postmortem import _environment  # the filters the built-in template has
+    from bot.template_env import sandbox  # the filters the built-in template has
 
-    env = _environment(Path(job.root))
+    env = sandbox(Path(job.root))
     assert isinstance(env, SandboxedEnvironment)
     env.loader = ConfinedLoader(Path(job.root))
     out, size = io.StringIO(), 0

@@ -14,6 +14,7 @@ reading it; the caller caps the file's size.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,9 +97,8 @@ def load_yaml(text: str) -> LoadedYaml:
         loaded.lines[()] = node.start_mark.line + 1
         loaded.data = _build(node, (), loaded, loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise YamlSyntaxError(line, f"YAML syntax: {exc.problem or exc}") from None
+        line, message = plain_syntax_error(exc)
+        raise YamlSyntaxError(line, f"YAML syntax: {message}") from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(1, f"YAML syntax: {exc}") from None
     except (RecursionError, MemoryError):  # the bounds above should make this unreachable
@@ -106,6 +106,92 @@ def load_yaml(text: str) -> LoadedYaml:
     finally:
         loader.dispose()
     return loaded
+
+
+# PyYAML's problem -> (plain words, whether to point at where the construct began rather
+# than where the parser gave up); checked in order, the first match wins
+_PLAIN: list[tuple[re.Pattern[str], str, bool]] = [
+    (
+        re.compile(r"found character '\\t' that cannot start any token|found a tab"),
+        "a tab character; indent with spaces only",
+        False,
+    ),
+    (
+        re.compile(r"found character '(.)' that cannot start any token"),
+        "'{0}' cannot start a value; put the value in quotes",
+        False,
+    ),
+    (
+        re.compile(r"mapping values are not allowed here"),
+        "a second ': ' on one line; put a value that contains ': ' in quotes",
+        False,
+    ),
+    (
+        re.compile(r"expected <block end>, but found|did not find expected (?:key|'-' indicator)"),
+        "this line is not indented like the lines above it (a key or `- ` item out of line)",
+        False,
+    ),
+    (
+        re.compile(r"could not find expected ':'"),
+        "a line without ': ' where a key was expected; write `key: value`",
+        True,
+    ),
+    (
+        re.compile(r"expected ',' or '\]'"),
+        "a list opened with [ is not closed with ]",
+        True,
+    ),
+    (
+        re.compile(r"expected ',' or '\}'"),
+        "a mapping opened with { is not closed with }",
+        True,
+    ),
+    (
+        re.compile(r"found unexpected end of stream"),
+        "the file ends inside a quoted value: a quote opened here is never closed",
+        True,
+    ),
+    (
+        re.compile(r"found unknown escape character '?(.)"),
+        "\\{0} is not an escape YAML knows inside double quotes; use single quotes or write \\\\",
+        False,
+    ),
+    (
+        re.compile(r"but found another document"),
+        "a second YAML document (after `---`); a runbook is one document",
+        False,
+    ),
+    (
+        re.compile(r"could not determine a constructor for the tag '([^']*)'"),
+        "the tag {0} means nothing in a runbook; remove it",
+        False,
+    ),
+    (
+        re.compile(r"expected chomping or indentation indicators"),
+        "after | or > only -, + or an indent digit may follow on the same line; "
+        "start the text on the next line",
+        False,
+    ),
+    (
+        re.compile(r"expected alphabetic or numeric character"),
+        "* and & start YAML aliases and anchors and need a name after them; put the value "
+        "in quotes",
+        False,
+    ),
+]
+
+
+def plain_syntax_error(exc: yaml.MarkedYAMLError) -> tuple[int, str]:
+    """PyYAML's parser message in plain words, and the 1-based line it concerns."""
+    problem = str(exc.problem or exc)
+    for pattern, words, at_start in _PLAIN:
+        match = pattern.search(problem)
+        if match:
+            mark = (exc.context_mark if at_start else None) or exc.problem_mark
+            text = words.replace("{0}", match.group(1)) if match.groups() else words
+            return (mark.line + 1 if mark else 1), text
+    mark = exc.problem_mark or exc.context_mark
+    return (mark.line + 1 if mark else 1), problem
 
 
 def _build(node: yaml.Node, path: Path, out: LoadedYaml, loader: yaml.SafeLoader) -> Any:

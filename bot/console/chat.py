@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from bot.chat import Button, channel_name
+from bot.chat import Button, channel_name, title_left_out
 from bot.clock import Clock
 from bot.messages import Renderer
 from bot.model import Incident
@@ -62,9 +62,12 @@ class ConsoleChat:
         self.clock = clock
         self.out = out or sys.stdout
         self.show_direct = show_direct  # direct messages make a long demo; drills show them
-        self.render = Renderer(language)  # the plan is drawn here, as Slack draws its own
+        self.render = Renderer(language, self.mention)  # the plan is drawn here, as in Slack
         self._lock = threading.Lock()
         self.channels: list[str] = []
+        # the channel a drill follows: posts to any other channel are labelled with theirs,
+        # so two incidents' reminders never read as one
+        self.focus: str | None = None
 
     def _write(self, head: str, text: str) -> None:
         stamp = clock_time(self.clock.now())
@@ -82,12 +85,18 @@ class ConsoleChat:
     def open_channel(self, incident: Incident) -> str:
         name = f"#{channel_name(incident)}"
         self.channels.append(name)
-        self._write("bot ", f"opened {name}")
+        opened = self.render(
+            "console.channel_opened", channel=name, ascii_only=title_left_out(incident.title)
+        )
+        self._write("bot ", opened)
         return name
 
     def post(self, channel: str, text: str, buttons: tuple[Button, ...] = ()) -> None:
         hint = "".join(f"  [{b.label}]" for b in buttons)
-        self._write("bot › ", text + hint)
+        self._write(self._head(channel), text + hint)
+
+    def _head(self, channel: str | None) -> str:
+        return f"bot {channel} › " if self.focus and channel and channel != self.focus else "bot › "
 
     def notify(self, user: str, text: str) -> None:
         if self.show_direct:
@@ -97,10 +106,10 @@ class ConsoleChat:
         self._write("bot (#incidents) › ", text)
 
     def upload(self, channel: str, files: list[Path], title: str) -> None:
-        self._write("bot › ", f":bookmark_tabs: {title} — {', '.join(map(str, files))}")
+        self._write(self._head(channel), f":bookmark_tabs: {title} — {', '.join(map(str, files))}")
 
     def show_plan(self, plan: PlanView) -> str | None:
-        self._write("bot › ", plan_text(self.render, plan))
+        self._write(self._head(plan.incident.channel), plan_text(self.render, plan))
         return None  # a terminal cannot edit what it printed
 
     def refresh_plan(self, plan: PlanView) -> None:

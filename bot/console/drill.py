@@ -1,8 +1,16 @@
 """`incident-bot drill RUNBOOK`: rehearse a runbook by typing `/incident …` commands.
 
-The drill runs on the configured database and a scaled clock, so a drill can
-be stopped and resumed: starting it again continues the open drill incident.
-Type `@name: /incident accept` to speak as another responder.
+The drill runs on the drill database and a scaled clock, so a drill can be
+stopped and resumed: starting it again continues the open drill incident.
+`quit` (or the end of input, or Ctrl-C) pauses the bot clock with it, so the
+drill resumes at the bot time it was left at, however long it was away; only a
+crash lets bot time run on. Type `@name: /incident accept` (or without the
+colon) to speak as another responder; `/incident` may be typed or left out.
+
+A drill follows one incident and ends when that incident closes. A second
+`start` is refused (one incident at a time, as the reminders and nudges would
+otherwise interleave); anything another drill left open still reminds, labelled
+with its channel.
 """
 
 from __future__ import annotations
@@ -13,16 +21,20 @@ from typing import TextIO
 
 from bot.bootstrap import build
 from bot.clock import Clock
+from bot.commands import parse
 from bot.config import Settings
 from bot.console.chat import ConsoleChat
 from bot.dispatch import Context
+from bot.errors import ParseError
 from bot.messages import Renderer
-from bot.persistence_clock import persisted_clock
+from bot.persistence_clock import pause_clock, persisted_clock
 from bot.reminders import ReminderScheduler
 from bot.store import Store
 from bot.writer_lock import DatabaseInUse, hold_writer_lock
 
-_SPEAKER = re.compile(r"^@([\w.\-]+):\s*(.*)$")
+# `@ben: /incident accept`, also without the colon: `@ben /incident accept`
+_SPEAKER = re.compile(r"^@([\w.\-]+)(?::\s*|\s+)(.*)$")
+_QUIT = ("quit", "exit", "/quit", "/exit")
 
 
 def _drill_user() -> str:
@@ -61,7 +73,7 @@ def _drill(
     clock: Clock | None,
 ) -> int:
     store = Store(settings.drill_db)
-    clock = clock or persisted_clock(store, speed)
+    clock = clock or persisted_clock(store, speed, pausable=True)
     chat = ConsoleChat(clock, out, language=settings.language)
     scheduler: ReminderScheduler  # built next: each command re-arms the reminder alarm
     bot = build(
@@ -69,6 +81,7 @@ def _drill(
     )
     user = _drill_user()
     scheduler = ReminderScheduler(bot.reminders, clock)
+    incident = None
     try:
         if bot.catalog.get(runbook_id) is None:
             chat.reply(
@@ -96,22 +109,59 @@ def _drill(
             )
             chat.reply(user, None, resuming)
         assert incident is not None
-        incident_id = incident.id
+        chat.focus = incident.channel  # posts for any other open drill incident say where
         scheduler.start()  # re-arms from the database: a resumed drill catches up once
-        for line in inp:
-            line = line.strip()
-            if not line:
-                continue
-            if line.lower() in ("quit", "exit", "/quit"):
-                break
-            speaker = _SPEAKER.match(line)
-            actor, text = (speaker.group(1), speaker.group(2)) if speaker else (user, line)
-            result = bot.handler.handle(text, Context(actor=actor, incident_id=incident_id))
-            if result.incident is not None and result.incident.id != incident_id:
-                incident_id = result.incident.id  # a new `start` moves the drill to it
-            if result.incident is not None and result.incident.is_closed:
-                break
+        try:
+            for line in inp:
+                line = line.strip()
+                if not line:
+                    continue
+                if line.lower() in _QUIT:
+                    break
+                speaker = _SPEAKER.match(line)
+                actor, text = (speaker.group(1), speaker.group(2)) if speaker else (user, line)
+                if _is_start(text):
+                    chat.reply(
+                        actor,
+                        None,
+                        bot.handler.render(
+                            "reply.drill_one_incident",
+                            ref=incident.ref,
+                            title=incident.title,
+                            runbook=runbook_id,
+                        ),
+                    )
+                    continue
+                result = bot.handler.handle(text, Context(actor=actor, incident_id=incident.id))
+                current = store.incident(incident.id)
+                if current is not None and current.is_closed:
+                    chat.reply(user, None, bot.handler.render("reply.drill_over", ref=incident.ref))
+                    incident = None
+                    return 0
+        except KeyboardInterrupt:
+            pass  # Ctrl-C: like `quit`
         return 0
     finally:
         scheduler.shutdown()
+        if incident is not None:  # left open: stop its clock until the drill is run again
+            paused_at = pause_clock(store, clock)
+            chat.reply(
+                user,
+                None,
+                bot.handler.render(
+                    "reply.drill_paused",
+                    ref=incident.ref,
+                    runbook=runbook_id,
+                    at=paused_at,
+                    paused=paused_at is not None,
+                ),
+            )
         bot.close()
+
+
+def _is_start(text: str) -> bool:
+    """`/incident start …` in any of its typed forms (a refusal of it is left to the parser)."""
+    try:
+        return parse(text).verb == "start"
+    except ParseError:
+        return False

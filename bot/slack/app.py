@@ -39,6 +39,18 @@ ENVELOPE_HEADER = "x-incident-bot-envelope-id"  # set by our Socket Mode handler
 UNRECORDED_LOG_EVERY = 60.0  # seconds: a database that cannot be written is logged this often
 
 
+class _SameToken(logging.Filter):
+    """bolt reads SLACK_BOT_TOKEN from the environment by itself and, as we hand it our own
+    client (carrying that same token, with our retries), warns that "`token` will be unused".
+    It is the same token, so the warning tells an operator nothing: it is left out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_SAME_TOKEN = _SameToken()
+
+
 def create_app(
     bot: Bot,
     client: WebClient,
@@ -49,6 +61,7 @@ def create_app(
 ) -> App:
     """`executor` runs listeners (journal and ack: quick); `commands` carries requests out
     afterwards, one at a time per incident; `home` publishes Home tabs (none: not shown)."""
+    logging.getLogger("slack_bolt.App").addFilter(_SAME_TOKEN)  # once: addFilter skips repeats
     app = App(
         client=client,
         listener_executor=executor,  # ours, so shutdown can wait for listeners in flight

@@ -16,9 +16,17 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
-from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.builtin_interval_calculators import (
+    BackoffRetryIntervalCalculator,
+    FixedValueRetryIntervalCalculator,
+)
+from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 
 from bot.config import Settings
+
+# slack-sdk's wait before retrying a failed call: this many seconds, doubled on each try, plus
+# up to 1 s of random jitter; 0 retries at once (tests that are not about retries)
+RETRY_BACKOFF = 0.5
 
 
 class _ServerErrors(ServerErrorRetryHandler):
@@ -45,7 +53,11 @@ def web_client(
     kwargs: dict[str, Any] = {"token": settings.slack_bot_token}
     if settings.slack_api_url:
         kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
-    backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)  # 0.5 s, 1 s, 2 s
+    backoff: RetryIntervalCalculator = (
+        BackoffRetryIntervalCalculator(backoff_factor=RETRY_BACKOFF)  # 0.5 s, 1 s, 2 s
+        if RETRY_BACKOFF > 0
+        else FixedValueRetryIntervalCalculator(0.0)
+    )
     kwargs["retry_handlers"] = [
         ConnectionErrorRetryHandler(max_retry_count=3, interval_calculator=backoff),
         RateLimitErrorRetryHandler(max_retry_count=3),

@@ -9,8 +9,11 @@ needed; with `--url https://bot.example.com` it points Slack at
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
+
+EVENTS_PATH = "/slack/events"  # where bot.slack.http takes slash commands and interactivity
 
 SCOPES: dict[str, str] = {
     "commands": "the /incident slash command",
@@ -43,7 +46,7 @@ def manifest(url: str | None = None, name: str = "Incident Bot") -> dict[str, An
         "event_subscriptions": {"bot_events": list(BOT_EVENTS)},
     }
     if url:
-        endpoint = url.rstrip("/") + "/slack/events"
+        endpoint = events_url(url)
         command["url"] = endpoint
         settings["interactivity"]["request_url"] = endpoint
         settings["event_subscriptions"]["request_url"] = endpoint
@@ -67,6 +70,30 @@ def manifest(url: str | None = None, name: str = "Incident Bot") -> dict[str, An
         "oauth_config": {"scopes": {"bot": sorted(SCOPES)}},
         "settings": settings,
     }
+
+
+class BadURL(ValueError):
+    """A --url Slack cannot use; the message says what to give instead."""
+
+
+def events_url(url: str) -> str:
+    """The request URL for Slack from the bot's public address: `https://bot.example.com`,
+    `https://bot.example.com/incident-bot` (behind a path prefix) or the full
+    `https://bot.example.com/slack/events` all work; the path is never doubled."""
+    example = "e.g. --url https://bot.example.com"
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "https":
+        raise BadURL(
+            f"--url must start with https:// (Slack sends requests over HTTPS only), {example}"
+        )
+    if not parts.hostname:
+        raise BadURL(f"--url needs a host name after https://, {example}")
+    if parts.query or parts.fragment:
+        raise BadURL(f"--url takes no ?query or #fragment, {example}")
+    path = parts.path.rstrip("/")
+    if not path.endswith(EVENTS_PATH):
+        path += EVENTS_PATH
+    return f"https://{parts.netloc}{path}"
 
 
 def manifest_yaml(url: str | None = None) -> str:

@@ -11,16 +11,18 @@ import threading
 import time
 from collections.abc import Callable
 
+CHANNEL_INTERVAL = 1.0  # seconds per message to one channel once a burst is spent: Slack's pace
+
 
 class Pacer:
     def __init__(
         self,
-        interval: float = 1.0,
+        interval: float | None = None,  # default: CHANNEL_INTERVAL, read when the pacer is made
         burst: int = 3,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.interval = interval
+        self.interval = CHANNEL_INTERVAL if interval is None else interval
         self.burst = burst
         self._monotonic = monotonic
         self._sleep = sleep

@@ -11,6 +11,7 @@ import logging
 import re
 import signal
 import threading
+import time
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -26,6 +27,7 @@ from bot.slack.socket import SocketMode
 from bot.writer_lock import DatabaseInUse, hold_writer_lock
 
 log = logging.getLogger(__name__)
+STOP_CHECK = 0.2  # seconds: how soon `serve` notices a SIGTERM, whichever thread it reached
 
 
 class StartupError(Exception):
@@ -140,9 +142,7 @@ def serve(settings: Settings, http: bool, port: int, host: str | None = None) ->
 
 
 def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
-    if database_missing(settings.db):
-        log.warning("no database at %s: creating a new, empty one", settings.db)
-        print(f"incident-bot: no database at {settings.db}; creating a new, empty one", flush=True)
+    new_database = database_missing(settings.db)
     client = web_client(settings)
     try:
         client.auth_test()
@@ -152,9 +152,17 @@ def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
         raise StartupError(
             f"cannot reach the Slack API ({exc.__class__.__name__}); check SLACK_API_URL"
         ) from None
+    if new_database:  # said once, and only by a start that goes on to create it
+        log.warning("no database at %s: creating a new, empty one", settings.db)
     running = start_bot(
         settings, client=client, port=port, host=host, events_over_http=not socket_mode
     )
+    # Installed before the start is announced, so a SIGTERM from then on stops cleanly. The
+    # handler only notes the signal: Python runs handlers in the main thread, so one taking
+    # a lock (Event.set) could deadlock against that thread, and a SIGTERM the kernel hands
+    # to another thread would wait for ever behind a blocking Event.wait().
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
     log.info(
         "incident-bot listening on %s:%s (%s)",
         host,
@@ -165,14 +173,13 @@ def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
         f"incident-bot: {'Socket Mode' if socket_mode else 'HTTP'}; health at :{port}{HEALTH_PATH}",
         flush=True,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         if socket_mode:
             assert settings.slack_app_token
             handler = SocketMode(running.app, settings.slack_app_token, running.priority)
             handler.connect()  # type: ignore[no-untyped-call]
-        stop.wait()
+        while not stopping:
+            time.sleep(STOP_CHECK)
     except KeyboardInterrupt:
         pass
     finally:

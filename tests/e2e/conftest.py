@@ -14,13 +14,13 @@ import pytest
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.runbook import shipped_runbooks_dir
-from bot.slack.pacing import Pacer
 from bot.slack.server import RunningBot, start_bot
 from tests.alerting import NOTIFY_SECRET, ROUTES, TOKEN, post_hook
 from tests.conftest import START
 from tests.fakeslack import FakeSlack
 from tests.receivers import Receiver
 from tests.slackreq import post, sign, slash_body
+from tests.unpaced import no_waits
 
 SECRET = "test-signing-secret"
 
@@ -77,7 +77,10 @@ class Harness:
 
 
 @pytest.fixture
-def slack(tmp_path: Path):
+def slack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # Slack's pace (1 message/s per channel) and the retry waits are tested on their own;
+    # here they would only add seconds (tests/unpaced.py)
+    no_waits(monkeypatch)
     fake = FakeSlack()
     fake.precreate("general", channel_id="C0")
     fake.precreate("incidents", channel_id="CANNOUNCE")
@@ -92,8 +95,6 @@ def slack(tmp_path: Path):
     )
     clock = FakeClock(START)
     running = start_bot(settings, clock=clock, port=0, host="127.0.0.1")
-    # Slack's pace (1 message/s per channel) is tested on its own; here it would only add seconds
-    running.bot.handler.chat.pacer = Pacer(interval=0.0)
     harness = Harness(fake, running, clock)
     yield harness
     running.stop()
@@ -124,7 +125,8 @@ class AlertHarness(Harness):
 
 
 @pytest.fixture
-def alerting(tmp_path: Path):
+def alerting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    no_waits(monkeypatch)
     fake = FakeSlack()
     fake.precreate("general", channel_id="C0")
     fake.precreate("incidents", channel_id="CANNOUNCE")
@@ -148,7 +150,6 @@ def alerting(tmp_path: Path):
     )
     clock = FakeClock(START)
     running = start_bot(settings, clock=clock, port=0, host="127.0.0.1")
-    running.bot.handler.chat.pacer = Pacer(interval=0.0)
     harness = AlertHarness(fake, running, clock, pagerduty=pagerduty, webhook=webhook)
     yield harness
     running.stop()

@@ -76,7 +76,10 @@ REFUSED = {
         "handoff tech_lead <@U2|ben>", "Did you mean `tech-lead`?", "active", INC
     ),
     "assign to the holder": Bad(
-        "assign commander <@U1|ana>", "<@U1> already holds `commander`", "active", INC
+        "assign commander <@U1|ana>",
+        "<@U1> already holds *Response lead (incident commander)*. To give it to someone else: `/incident handoff commander @user`",
+        "active",
+        INC,
     ),
     "accept with nothing pending": Bad("accept", "Nobody is handing you a role", "active", INC),
     "accept please": Bad(

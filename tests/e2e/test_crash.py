@@ -15,14 +15,18 @@ from bot.clock import utc_now
 from bot.store import Store
 from tests.e2e.test_serve import SECRET, _env, _free_port, _wait_healthy
 from tests.slackreq import post, sign, slash_body
+from tests.unpaced import BOT
 
 
 class Serve:
+    """`incident-bot serve --http`, without Slack's pace and the retry waits (tests/unpaced.py):
+    what is tested here is that nothing acknowledged is lost."""
+
     def __init__(self, tmp_path, fake) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--http", "--port", str(self.port)],
+            [*BOT, "serve", "--http", "--port", str(self.port)],
             env=_env(tmp_path, fake, INCIDENT_BOT_CLOCK_SPEED="1"),
             cwd=tmp_path,
             stdout=subprocess.PIPE,

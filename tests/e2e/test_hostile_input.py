@@ -18,17 +18,20 @@ import pytest
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.runbook import shipped_runbooks_dir
-from bot.slack.pacing import Pacer
 from bot.slack.server import start_bot
 from tests.conftest import START
 from tests.e2e.conftest import SECRET, Harness, declare
 from tests.fakeslack import FakeSlack
 from tests.unit.test_hostile_runbooks import HOSTILE
+from tests.unpaced import no_waits
 
 TOKEN = "xoxb-e2e-secret-token"
 
 
-def _harness(tmp_path: Path, runbooks: Path, **settings: object) -> Iterator[Harness]:
+def _harness(
+    tmp_path: Path, runbooks: Path, monkeypatch: pytest.MonkeyPatch, **settings: object
+) -> Iterator[Harness]:
+    no_waits(monkeypatch)  # Slack's pace and retry waits: tested on their own
     fake = FakeSlack()
     fake.precreate("general", channel_id="C0")
     fake.precreate("incidents", channel_id="CANNOUNCE")
@@ -47,7 +50,6 @@ def _harness(tmp_path: Path, runbooks: Path, **settings: object) -> Iterator[Har
         port=0,
         host="127.0.0.1",
     )
-    running.bot.handler.chat.pacer = Pacer(interval=0.0)
     try:
         yield Harness(fake, running, running.bot.clock)  # type: ignore[arg-type]
     finally:
@@ -75,7 +77,7 @@ def hostile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness
     (folder / "forever.md.j2").write_text(
         "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
     )
-    yield from _harness(tmp_path, folder)
+    yield from _harness(tmp_path, folder, monkeypatch)
 
 
 def test_hostile_runbooks_are_set_aside_and_the_rest_are_served(hostile: Harness):
@@ -116,7 +118,9 @@ def test_the_operators_template_reads_only_a_scrubbed_environment(
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
     folder = tmp_path / "runbooks"
     shutil.copytree(shipped_runbooks_dir(), folder)
-    for slack in _harness(tmp_path, folder, postmortem_template=Path("/proc/self/environ")):
+    for slack in _harness(
+        tmp_path, folder, monkeypatch, postmortem_template=Path("/proc/self/environ")
+    ):
         channel = declare(slack)
         slack.command("close", channel=channel)
         slack.fake.wait_for("files.completeUploadExternal", timeout=30)

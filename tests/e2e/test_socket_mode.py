@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.request
 from urllib.parse import parse_qsl
@@ -25,6 +24,7 @@ from tests.slackreq import (
     slash_body,
 )
 from tests.socketmode import FakeSocketMode
+from tests.unpaced import BOT
 
 
 def _slash(text: str, channel: str = "C0", user: str = "U1", reply: str = "") -> dict:
@@ -45,7 +45,7 @@ def socket_bot(tmp_path):
         fake.socket_url = socket.url
         port = _free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--port", str(port)],
+            [*BOT, "serve", "--port", str(port)],
             env=_env(
                 tmp_path, fake, SLACK_APP_TOKEN="xapp-1-socket-test", INCIDENT_BOT_CLOCK_SPEED="1"
             ),

@@ -58,3 +58,32 @@ def test_the_report_benchmark_seeds_a_record_the_report_reads_like_the_engine_s(
         assert {"on_time", "late", "skipped", "not_done"} <= verdicts
     finally:
         store.close()
+
+
+def test_a_run_writes_no_file_unless_asked():
+    """`python -m benchmarks` must not rewrite the tracked benchmarks/README.md by itself."""
+    from benchmarks.__main__ import HERE, build_parser, results_file
+
+    def target(*argv: str):
+        return results_file(build_parser().parse_args(list(argv)))
+
+    assert target() is None and target("--quick") is None and target("--no-write") is None
+    assert target("--write") == HERE / "README.md"
+    assert str(target("--out", "elsewhere.md")) == "elsewhere.md"
+
+
+def test_write_and_no_write_together_are_refused(capsys):
+    import pytest
+
+    from benchmarks.__main__ import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--write", "--no-write"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_the_help_says_that_files_are_left_alone_without_write():
+    from benchmarks.__main__ import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "writes no file unless given --write or --out" in text

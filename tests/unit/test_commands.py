@@ -1,4 +1,5 @@
-"""The `/incident …` grammar (DESIGN.md §4): one parser for Slack and the terminal."""
+"""The `/incident …` grammar, an outside contract (people and scripts type it; the README
+lists it): one parser for Slack and the terminal."""
 
 from __future__ import annotations
 
@@ -352,6 +353,55 @@ def test_unknown_verb_names_the_verb_and_points_to_help() -> None:
     message = str(info.value)
     assert "`reboot`" in message and "/incident help" in message
     assert all(verb in message for verb in USAGE)
+
+
+@pytest.mark.parametrize(
+    ("typed", "suggestion", "form"),
+    [
+        ("stauts", "status", "/incident status"),
+        ("acept", "accept", "/incident accept"),
+        ("hand-off commander @ben", "handoff", "/incident handoff ROLE @user"),
+        ("mitigate", "mitigated", "/incident mitigated"),
+    ],
+)
+def test_a_misspelt_verb_gets_did_you_mean_and_the_right_form(
+    typed: str, suggestion: str, form: str
+) -> None:
+    with pytest.raises(ParseError) as info:
+        parse(typed)
+    message = str(info.value)
+    assert f"Did you mean `{suggestion}`? Try: `{form}`" in message
+    assert message.startswith(f"I don't know `{typed.split()[0]}`.")
+
+
+def test_a_misspelt_verb_in_chinese_keeps_the_form_too() -> None:
+    from bot.messages import Renderer
+
+    with pytest.raises(ParseError) as info:
+        parse("stauts")
+    text = Renderer("zh")(f"error.{info.value.key}", **info.value.params)
+    assert "是不是指 `status`？用法：`/incident status`" in text
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "incident status",
+        "Incident status",
+        "/incident status",
+        "/INCIDENT status",
+        "incident\u3000status",
+    ],
+)
+def test_incident_may_be_typed_with_or_without_the_slash(typed: str) -> None:
+    assert parse(typed).verb == "status"
+
+
+def test_a_word_that_only_starts_with_incident_is_not_taken_for_the_prefix() -> None:
+    with pytest.raises(ParseError) as info:
+        parse("incidents")
+    assert info.value.key == "unknown_verb" and "`incidents`" in str(info.value)
+    assert parse("start service-outage incident at the gate").title == "incident at the gate"
 
 
 def test_bad_severity_message_lists_the_choices() -> None:

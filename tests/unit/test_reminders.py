@@ -81,6 +81,7 @@ def test_step_gets_one_nudge_at_its_deadline_when_still_open(svc, reminders, clo
     nudges = [t for t in _sent(chat) if t.startswith(":hourglass:")]
     assert len(nudges) == 1
     assert "Step a is due now (02:15)" in nudges[0] and "<@olly>" in nudges[0]
+    assert nudges[0].startswith(f":hourglass: *{incident.ref}* · Step a")  # whose step it is
 
 
 def test_milestone_deadline_is_armed_when_the_milestone_happens(svc, reminders, clock, chat):
@@ -119,6 +120,7 @@ def test_risk_trigger_posts_the_fallback_when_the_milestone_is_late(svc, reminde
     run_until(reminders, clock, START + timedelta(hours=1))
     risk = [t for t in _sent(chat) if "Risk: Not restored in time" in t]
     assert len(risk) == 1 and "Fail over to the standby region." in risk[0]
+    assert risk[0].startswith(f":rotating_light: *{incident.ref} · Risk: Not restored in time*")
     assert svc.store.incident(incident.id).severity == "sev1"
 
 
@@ -277,7 +279,7 @@ def test_what_falls_due_at_once_for_one_incident_goes_out_as_one_message_most_ur
     before = len(chat.posts)
     run_until(reminders, clock, START + timedelta(minutes=30))  # the 30m slot and the overrun
     (text,) = _sent(chat, before)
-    assert text.startswith(":rotating_light: *Phase one is past its 30m target.*")
+    assert text.startswith(":rotating_light: *INC-1 · Phase one is past its 30m target.*")
     assert text.count(":alarm_clock:") == 1 and "30m of 30m" in text
     due_at_30 = [
         r for r in store.reminders(incident.id) if r.due_at == START + timedelta(minutes=30)

@@ -427,6 +427,81 @@ def test_every_problem_in_a_file_is_reported_not_just_the_first(tmp_path: Path) 
     assert lines == sorted([line_no(text, "colour: red"), line_no(text, "target: soon")])
 
 
+def test_schema_and_cross_reference_problems_come_in_one_pass_sorted_by_line(
+    tmp_path: Path,
+) -> None:
+    """A wrong duration (schema) and an unknown owner and a duplicate step (cross-references)
+    are all reported at once, in the order of their lines, not one kind per round."""
+    text = edit(
+        "target: 4h",
+        "target: soon",
+        edit('- id: "2.1"', '- id: "1.1"', edit("owner: ops\n", "owner: nobody\n")),
+    )
+    path = write(tmp_path, text)
+    problems = problems_of(path)
+    assert [p.line for p in problems] == [
+        line_no(text, "target: soon"),
+        line_no(text, '- id: "1.1"', nth=2),
+        line_no(text, "owner: nobody"),
+    ]
+    messages = [p.message for p in problems]
+    assert "is not a duration" in messages[0]
+    assert "duplicate step id '1.1'" in messages[1]
+    assert "'nobody' is not a declared role" in messages[2]
+
+
+def test_a_missing_roles_list_is_said_once_not_once_per_owner(tmp_path: Path) -> None:
+    text = BASE.replace(BASE[BASE.index("roles:") : BASE.index("phases:")], "")
+    path = write(tmp_path, text)
+    assert [p.message for p in problems_of(path)] == ["missing required key 'roles'"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "words"),
+    [
+        ("    name: Fix\n", "\tname: Fix\n", "\tname", "a tab character; indent with spaces only"),
+        ("name: Fix\n", "name: Fix: again\n", "Fix: again", "contains ': ' in quotes"),
+        ("    name: Fix\n", "    name: Fix\n   bad: indent\n", "bad: indent", "not indented like"),
+        ("    name: Fix\n", "    name: Fix\n    just words\n", "just words", "write `key: value`"),
+        ("    name: Fix\n", "    name: Fix\n    goal: [a, b\n", "[a, b", "[ is not closed with ]"),
+        (
+            "    name: Fix\n",
+            "    name: Fix\n    goal: @home\n",
+            "@home",
+            "'@' cannot start a value",
+        ),
+        ("postmortem:\n  owner: lead\n", 'postmortem:\n  owner: "lead\n', '"lead', "never closed"),
+    ],
+    ids=["tab", "colon", "indent", "no-colon", "bracket", "at-sign", "quote"],
+)
+def test_yaml_syntax_is_explained_in_plain_words_at_the_line_to_fix(
+    tmp_path: Path, old: str, new: str, needle: str, words: str
+) -> None:
+    text = edit(old, new)
+    path = write(tmp_path, text)
+    problem = only_problem(path)
+    assert_reported(problem, path, line_no(text, needle), "YAML syntax: ", words)
+    assert "<block" not in problem.message and "stream" not in problem.message
+
+
+def test_a_valid_file_is_parsed_once_but_a_changed_template_is_checked_each_time(
+    tmp_path: Path,
+) -> None:
+    """Valid texts are remembered (a folder is read by every start); the template a runbook
+    names is still looked for on each load, since the folder may change in between."""
+    (tmp_path / "review.md.j2").write_text("{{ incident.title }}", encoding="utf-8")
+    text = edit(
+        "postmortem:\n  owner: lead\n", "postmortem:\n  owner: lead\n  template: review.md.j2\n"
+    )
+    path = write(tmp_path, text)
+    first, second = load_runbook(path), load_runbook(path)
+    assert second.runbook is first.runbook and second.version == first.version
+    (tmp_path / "review.md.j2").unlink()
+    assert_reported(
+        only_problem(path), path, line_no(text, "template: review.md.j2"), "no file 'review.md.j2'"
+    )
+
+
 def test_unreadable_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes("name: caf\xe9\n".encode("latin-1"))

@@ -15,7 +15,9 @@ from bot.template_worker import MAX_TEMPLATE_BYTES
 from tests.conftest import DRILL_RUNBOOK
 
 SECRET = "xoxb-very-secret-token-1234"
-QUICK = TemplateLimits(seconds=2.0)
+# For templates that end by themselves (an error, a refusal, a result): room for the worker's
+# start on a busy machine; only the tests of runaway templates use a short limit, and wait it
+ROOMY = TemplateLimits(seconds=10.0)
 
 
 def _children() -> set[int]:
@@ -44,7 +46,7 @@ def _start(service):
     return service.start("service-outage", "Checkout down", "ana").incident
 
 
-def _render_operator_template(service, store, tmp_path, body: str, limits=QUICK):
+def _render_operator_template(service, store, tmp_path, body: str, limits=ROOMY):
     incident = _start(service)
     template = tmp_path / "team.md.j2"
     template.write_text(body, encoding="utf-8")
@@ -121,7 +123,7 @@ def test_the_operators_template_may_read_its_own_environment_and_finds_no_secret
     # environment is scrubbed, so even /proc/self/environ holds no token.
     incident = _start(service)
     review = render_review(
-        store, incident.id, "en", template=Path("/proc/self/environ"), limits=QUICK
+        store, incident.id, "en", template=Path("/proc/self/environ"), limits=ROOMY
     )
     assert review.problem is None, review.problem
     assert "PATH=" in review.text  # it really is the worker's environment
@@ -156,7 +158,7 @@ def test_a_runbooks_template_renders_from_its_folder(store, clock, tmp_path):
     )
     (folder / "templates" / "part.md.j2").write_text("from {{ runbook.id }}\n", encoding="utf-8")
     incident = _start_drill(store, clock, folder)
-    review = render_review(store, incident.id, "en", runbooks=folder, limits=QUICK)
+    review = render_review(store, incident.id, "en", runbooks=folder, limits=ROOMY)
     assert (review.text, review.problem) == ("# INC-1 from drill\n", None)
 
 
@@ -168,7 +170,7 @@ def test_a_template_swapped_for_a_symlink_out_after_validation_is_refused(store,
     outside.write_text(f"token {SECRET}\n", encoding="utf-8")
     (folder / "review.md.j2").unlink()
     (folder / "review.md.j2").symlink_to(outside)
-    review = render_review(store, incident.id, "en", runbooks=folder, limits=QUICK)
+    review = render_review(store, incident.id, "en", runbooks=folder, limits=ROOMY)
     _assert_fell_back(review, "postmortem.template", "outside the runbook folder")
 
 
@@ -183,7 +185,7 @@ def test_includes_cannot_leave_the_runbook_folder(store, clock, tmp_path, includ
     (folder / "link.md.j2").symlink_to(tmp_path / "outside.md.j2")
     (folder / "linked-dir").symlink_to(tmp_path)
     incident = _start_drill(store, clock, folder)
-    review = render_review(store, incident.id, "en", runbooks=folder, limits=QUICK)
+    review = render_review(store, incident.id, "en", runbooks=folder, limits=ROOMY)
     _assert_fell_back(review, "TemplateNotFound")
 
 
@@ -196,7 +198,7 @@ def test_without_the_runbook_folder_a_runbooks_template_is_not_guessed(store, cl
     folder = _folder_with_template(tmp_path)
     (folder / "review.md.j2").write_text("# ours\n", encoding="utf-8")
     incident = _start_drill(store, clock, folder)
-    review = render_review(store, incident.id, "en", limits=QUICK)
+    review = render_review(store, incident.id, "en", limits=ROOMY)
     _assert_fell_back(review, "runbook folder is not known")
     assert load_runbook(folder / "drill.yaml").runbook.postmortem.template == "review.md.j2"
 
@@ -217,3 +219,20 @@ def test_at_most_two_workers_run_at_once_and_a_third_render_does_not_wait_for_ev
             postmortem._WORKERS.release()
     _assert_fell_back(review, "2 other templates were still rendering", "/incident postmortem")
     assert render_review(store, 1, "en", template=tmp_path / "team.md.j2").text == "# ours\n"
+
+
+def test_the_worker_starts_without_the_database_layer_or_slack():
+    """Each team template pays the worker's start: it imports Jinja2 and the filters, not
+    the store (sqlite-utils, numpy), the engine or Slack's libraries."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, bot.template_worker, bot.template_env; "
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'sqlite_utils', 'numpy', 'slack_sdk', 'slack_bolt', 'pydantic'} "
+        "or m in {'bot.store', 'bot.engine', 'bot.postmortem'})))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []

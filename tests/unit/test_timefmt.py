@@ -45,6 +45,7 @@ def test_the_message_catalogs_use_the_same_formatter():
     assert Renderer("en")("event.snoozed", actor="a", until_at=moment).endswith("until 02:50.")
     reminder = render(
         "reminder.risk",
+        ref="INC-1",
         risk="信息滞后",
         trigger="update",
         within=timedelta(minutes=30),
