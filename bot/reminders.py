@@ -562,6 +562,10 @@ class ReminderScheduler:
         with self._lock:
             self._stopping = True
         if self._scheduler.running:
+            # Empty the store first (this waits out a firing in progress): a date
+            # job that came due while the shutdown flips the state would
+            # otherwise fail its own removal and kill APScheduler's thread loudly.
+            self._scheduler.remove_all_jobs()
             self._scheduler.shutdown(wait=True)
 
     @property
