@@ -56,6 +56,7 @@ from benchmarks.common import (
     free_port,
     listen_overflows,
     log,
+    machine_load,
     median,
     ms,
     peak_rss_mb,
@@ -183,6 +184,7 @@ def run(quick: bool, workdir: Path) -> Outcome:
         from bot.clock import utc_now
 
         setup = time.perf_counter()
+        load_before = machine_load()
         db = workdir / "ack.db"
         # 100 channels to rotate over, one busy channel a round, 4 incidents a round back to back
         extra = params.rounds * (1 + BACK_TO_BACK_INCIDENTS)
@@ -252,7 +254,7 @@ def run(quick: bool, workdir: Path) -> Outcome:
         log(f"ack: ready after {time.perf_counter() - setup:.1f} s (seeding, start-up, warm-up)")
         series = {(a, c, f, one): Series() for a in urls for c, f, one in CELLS}
         back = BackToBack()
-        drains: list[float] = []
+        drains: list[tuple[float, str]] = []  # seconds, after which batch
         timings: list[tuple[Cell, float]] = []
         overflows = {app: 0 for app in urls}
         for rnd in range(params.rounds):
@@ -274,14 +276,16 @@ def run(quick: bool, workdir: Path) -> Outcome:
                     cell.samples += len(result["latencies"])
                     timings.append(((app, command, in_flight, one), result["wall"]))
                     if app == "bot":
-                        drains.append(drain())
+                        where = f"`{command}`, {in_flight} in flight" + (", one channel" * one)
+                        drains.append((drain(), f"{where}, round {rnd + 1}"))
             # back to back: the bot only (the bare app changes no state)
             group = scripted[rnd * BACK_TO_BACK_INCIDENTS : (rnd + 1) * BACK_TO_BACK_INCIDENTS]
             scripts = back_to_back(group, record, reply)
             seen = {s.incident_id: record.last_event(s.incident_id) for s in group}
             began = time.time()
             result = loadgen.scripts(urls["bot"], scripts, params.batch_seconds)
-            drains.append(drain())  # the last state changes come after the last acks
+            # the last state changes come after the last acks
+            drains.append((drain(), f"back to back, round {rnd + 1}"))
             back.add(record, fake, group, result, began, seen)
             log(f"ack round {rnd + 1}/{params.rounds} done")
             log(
@@ -300,6 +304,7 @@ def run(quick: bool, workdir: Path) -> Outcome:
             a = series[("bare", command, in_flight, one)]
             outcome.rows.append(_row(command, in_flight, b, a, one))
         outcome.rows += back.rows()
+        longest = max(drains, default=(0.0, "—"))
         outcome.notes.append(
             f"ack: {params.rounds} rounds; per round and cell {params.serial} requests with 1 in "
             f"flight and {params.concurrent} with 50 in flight; figures are medians of the "
@@ -307,11 +312,17 @@ def run(quick: bool, workdir: Path) -> Outcome:
             f'apart, not in the percentiles. "one channel": all in one incident\'s channel '
             f"(a new one each round), whose {params.concurrent} posts of `update` then trail "
             f"behind at Slack's pace (one a second per channel) while the next batches run. "
-            f"Between batches the bot's after-the-ack work took up to "
-            f"{max(drains, default=0):.1f} s to drain; the fake Slack served {bot_calls:,} "
-            "calls; bot peak RSS " + (f"{rss:.0f} MB." if rss is not None else "unknown.")
+            f"Between batches the bot's after-the-ack work took up to {longest[0]:.1f} s to "
+            f"drain (after {longest[1]}); the fake Slack served {bot_calls:,} calls; "
+            + (f"bot peak RSS {rss:.0f} MB." if rss is not None else "bot peak RSS unknown.")
         )
         outcome.notes += back.notes()
+        outcome.notes.append(
+            f"ack: the machine, others included, before the ack run: {load_before}; after it: "
+            f"{machine_load()} (CPU pressure: the share of the last minute in which some task "
+            "waited for a CPU). The 50-in-flight ratios move with it: the bot needs more CPU "
+            "and disk per request than the bare app, so it loses more when they are shared."
+        )
         if any(overflows.values()):
             outcome.notes.append(
                 "ack: the kernel dropped connections from full listen queues during the runs "
