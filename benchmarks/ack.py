@@ -97,7 +97,7 @@ BACK_TO_BACK = (
     ("b", "resolved", "resolved"),
     ("b", "close", "closed"),
 )
-STATE_CHANGE_BUDGET = 0.100  # DESIGN §7: a state change within 100 ms (p99) of its ack
+STATE_CHANGE_BUDGET = 0.100  # the budget: a state change within 100 ms (p99) of its ack
 
 
 @dataclass
