@@ -269,6 +269,19 @@ def listen_overflows() -> int | None:
     return None
 
 
+def machine_load() -> str:
+    """How busy the machine is now, from others too: the 1-minute load average and, where the
+    kernel has it, CPU pressure (the share of the last 60 s some task waited for a CPU)."""
+    parts = []
+    with contextlib.suppress(OSError):
+        parts.append(f"load average {Path('/proc/loadavg').read_text().split()[0]}")
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        fields = dict(f.split("=") for f in some.split()[1:])
+        parts.append(f"CPU pressure {float(fields['avg60']):.0f}%")
+    return ", ".join(parts) or "unknown"
+
+
 def tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
