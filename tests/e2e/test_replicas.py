@@ -143,9 +143,11 @@ def test_two_replicas_share_the_work_and_one_carries_on_when_the_other_dies(
     for incident_id, channel in enumerate(channels, start=1):
         sent = numbers[incident_id]
         assert sent == list(range(1, len(sent) + 1))  # no slot skipped, none decided twice
-        # each posted once; at most the one the killed replica had claimed and not yet
-        # posted is lost (a reminder is never sent twice: see bot/reminders.py)
+        # each posted once; at most the one the killed replica had claimed is lost, or
+        # posted without being marked sent (it died in between): it stays `sending` and is
+        # never posted again (a reminder is never sent twice: see bot/reminders.py)
         posted = _alarms(fake, channel)
-        assert posted == by_state.get((incident_id, "sent"), 0)
+        recorded = by_state.get((incident_id, "sent"), 0)
+        assert recorded <= posted <= recorded + by_state.get((incident_id, "sending"), 0)
         assert len(sent) - posted <= 1
     assert "Traceback" not in out
