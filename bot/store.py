@@ -34,6 +34,7 @@ from bot.database import (
     unavailable_error,
 )
 from bot.events import EventKind, Payload, SeverityChanged, to_data
+from bot.group_commit import GroupCommit
 from bot.model import (
     Action,
     Event,
@@ -157,6 +158,12 @@ MIGRATIONS: list[list[str]] = [
         "WHERE state IN ('pending', 'sending')",
     ],
 ]
+# what Store.journal is given: received_at, dedupe_key, window_start, actor, channel,
+# incident_id, payload, reply_url, delivery, delivery_since
+_JournalArgs = tuple[
+    datetime, str, datetime, str, str | None, int | None, str, str | None, str | None,
+    datetime | None,
+]  # fmt: skip
 _APP_ID = 0x1D3B07  # marks a SQLite file as this bot's database (PRAGMA application_id)
 LEASE = timedelta(minutes=5)  # a row `sending` this long was left by a replica that died
 _INCIDENT_COLUMNS = frozenset(
@@ -184,6 +191,9 @@ class Store:
         except StoreError:
             self._db.close()
             raise
+        self._journals: GroupCommit[_JournalArgs, int | Literal["delivery", "double"]] = (
+            GroupCommit(self._synced_transaction, self.savepoint, lambda a: self._journal(*a))
+        )
 
     @property
     def dialect(self) -> str:
@@ -258,6 +268,19 @@ class Store:
             self._pending.callbacks.append(callback)
             return
         callback()
+
+    @contextmanager
+    def _synced_transaction(self) -> Iterator[None]:
+        """A transaction whose commit reaches the disk (SQLite: FULL for this one only;
+        the others stay NORMAL, which WAL keeps consistent but may lose on power loss)."""
+        assert isinstance(self._db, SQLiteDatabase)
+        with self._db.lock:
+            self._db.synchronous("FULL")
+            try:
+                with self.transaction():
+                    yield
+            finally:
+                self._db.synchronous("NORMAL")
 
     @contextmanager
     def savepoint(self) -> Iterator[Store]:
@@ -635,21 +658,14 @@ class Store:
         `delivery_since` (the signature window) or ever (a replica journaled it: the unique
         key refuses it), or "double", the same request from the same person since
         `window_start` (a double click)."""
-        if isinstance(self._db, SQLiteDatabase):
-            with self._db.lock:  # FULL for this commit only: acknowledged means on the disk
-                self._db.synchronous("FULL")
-                try:
-                    return self._journal(
-                        received_at, dedupe_key, window_start, actor, channel, incident_id,
-                        payload, reply_url, delivery, delivery_since,
-                    )  # fmt: skip
-                finally:
-                    self._db.synchronous("NORMAL")
+        args = (
+            received_at, dedupe_key, window_start, actor, channel, incident_id, payload,
+            reply_url, delivery, delivery_since,
+        )  # fmt: skip
+        if isinstance(self._db, SQLiteDatabase) and not self.in_transaction:
+            return self._journals.submit(args)  # with the requests in flight: one sync
         try:
-            return self._journal(
-                received_at, dedupe_key, window_start, actor, channel, incident_id,
-                payload, reply_url, delivery, delivery_since,
-            )  # fmt: skip
+            return self._journal(*args)
         except Exception as exc:
             if "inbox_delivery" in str(exc):  # another replica journaled this delivery
                 return "delivery"

@@ -185,3 +185,61 @@ def test_a_database_written_by_the_previous_release_opens_and_carries_on(tmp_pat
         assert store.current_holders(incident.id)["ops-a"] == "chen"
     finally:
         store.close()
+
+
+def _journal(store: Store, key: str, at=START, delivery: str | None = None):
+    return store.journal(
+        at, key, at - timedelta(seconds=5), "ana", "C1", None, '{"text": "x"}', None, delivery
+    )
+
+
+def test_requests_journaled_together_share_one_synced_commit_and_each_gets_its_own_id(tmp_path):
+    """Fifty requests in flight: while one round is being synced the others line up and
+    are written by the next round, one transaction and one sync for all of them; each
+    caller still gets its own row (or its own repeat), readable from another connection
+    as soon as the call returns."""
+    path = tmp_path / "bot.db"
+    store = Store(path)
+    keys = [f"k{i}" for i in range(49)] + ["k0"]  # the last one: a double click of the first
+    out: dict[int, object] = {}
+    group = store._journals
+    store._db.lock.acquire()  # the first round cannot start writing yet: the rest queue
+    try:
+        threads = [
+            threading.Thread(target=lambda i=i: out.__setitem__(i, _journal(store, keys[i])))
+            for i in range(len(keys))
+        ]
+        threads[0].start()
+        with group._cond:
+            assert group._cond.wait_for(lambda: group._writing, timeout=5)
+        for thread in threads[1:]:
+            thread.start()
+        with group._cond:
+            assert group._cond.wait_for(lambda: len(group._waiting) == len(keys) - 1, timeout=5)
+    finally:
+        store._db.lock.release()
+    for thread in threads:
+        thread.join(10)
+    assert group.rounds == 2
+    ids = [out[i] for i in range(len(keys) - 1)]
+    assert all(isinstance(i, int) for i in ids) and len(set(ids)) == len(ids)
+    assert out[len(keys) - 1] == "double"
+    other = sqlite3.connect(path)
+    try:
+        assert other.execute("SELECT COUNT(*) FROM inbox").fetchone()[0] == len(keys) - 1
+        assert other.execute("PRAGMA synchronous").fetchone()[0] == 2  # the default: FULL
+    finally:
+        other.close()
+    assert store._db.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again
+    store.close()
+
+
+def test_a_request_journaled_inside_a_transaction_joins_it(tmp_path):
+    """(No round of its own: the caller's transaction decides, as for any other write.)"""
+    store = Store(tmp_path / "bot.db")
+    with pytest.raises(RuntimeError), store.transaction():
+        assert isinstance(_journal(store, "inside"), int)
+        raise RuntimeError("rolled back")
+    assert store.query("SELECT COUNT(*) AS n FROM inbox")[0]["n"] == 0
+    assert store._journals.rounds == 0
+    store.close()

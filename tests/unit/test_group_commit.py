@@ -1,0 +1,123 @@
+"""Group commit: callers that arrive while a round is written share the next round."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+
+import pytest
+
+from bot.group_commit import GroupCommit
+
+
+class Journal:
+    """A stand-in transaction log: what each round committed, in order."""
+
+    def __init__(self) -> None:
+        self.rounds: list[list[str]] = []
+        self.open: list[str] | None = None
+        self.hold = threading.Event()  # the first round waits for this (to let others queue)
+        self.hold.set()
+        self.fail_commit = False
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        self.open = []
+        self.hold.wait(5)
+        yield
+        if self.fail_commit:
+            raise OSError("disk full")
+        self.rounds.append(self.open)
+        self.open = None
+
+    def write(self, work: str) -> str:
+        if work == "poison":
+            raise ValueError("bad entry")
+        assert self.open is not None
+        self.open.append(work)
+        return work.upper()
+
+
+def _lined_up(group: GroupCommit[str, str], waiting: int) -> None:
+    with group._cond:
+        assert group._cond.wait_for(lambda: len(group._waiting) == waiting, timeout=5)
+
+
+def _submit_all(group: GroupCommit[str, str], works: list[str], out: dict[str, object]) -> list:
+    def one(work: str) -> None:
+        try:
+            out[work] = group.submit(work)
+        except Exception as exc:
+            out[work] = exc
+
+    threads = [threading.Thread(target=one, args=(work,)) for work in works]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def test_one_caller_alone_writes_its_own_round_and_gets_its_result():
+    journal = Journal()
+    group = GroupCommit(journal.batch, nullcontext, journal.write)
+    assert group.submit("a") == "A"
+    assert group.submit("b") == "B"
+    assert journal.rounds == [["a"], ["b"]]
+
+
+def test_callers_arriving_during_a_round_share_the_next_one():
+    journal = Journal()
+    group = GroupCommit(journal.batch, nullcontext, journal.write)
+    journal.hold.clear()
+    out: dict[str, object] = {}
+    first = _submit_all(group, ["first"], out)
+    with group._cond:  # the first caller leads and is inside its round
+        assert group._cond.wait_for(lambda: group._writing, timeout=5)
+    rest = _submit_all(group, [f"r{i}" for i in range(20)], out)
+    _lined_up(group, 20)
+    journal.hold.set()
+    for thread in first + rest:
+        thread.join(5)
+    assert journal.rounds[0] == ["first"]
+    assert sorted(journal.rounds[1]) == sorted(f"r{i}" for i in range(20))  # one round, not 20
+    assert len(journal.rounds) == 2 and group.rounds == 2
+    assert out == {work: work.upper() for work in ["first"] + [f"r{i}" for i in range(20)]}
+
+
+def test_an_entry_that_fails_fails_only_its_own_caller():
+    journal = Journal()
+    undone: list[str] = []
+
+    @contextmanager
+    def isolate() -> Iterator[None]:
+        try:
+            yield
+        except Exception:
+            undone.append("savepoint")
+            raise
+
+    group = GroupCommit(journal.batch, isolate, journal.write)
+    journal.hold.clear()
+    out: dict[str, object] = {}
+    first = _submit_all(group, ["first"], out)
+    with group._cond:
+        assert group._cond.wait_for(lambda: group._writing, timeout=5)
+    rest = _submit_all(group, ["a", "poison", "b"], out)
+    _lined_up(group, 3)
+    journal.hold.set()
+    for thread in first + rest:
+        thread.join(5)
+    assert isinstance(out["poison"], ValueError)
+    assert (out["a"], out["b"]) == ("A", "B")
+    assert sorted(journal.rounds[1]) == ["a", "b"] and undone == ["savepoint"]
+
+
+def test_a_failed_commit_fails_every_caller_of_its_round_and_the_next_round_still_runs():
+    journal = Journal()
+    group = GroupCommit(journal.batch, nullcontext, journal.write)
+    journal.fail_commit = True
+    with pytest.raises(OSError, match="disk full"):
+        group.submit("lost")
+    journal.fail_commit = False
+    assert group.submit("kept") == "KEPT"  # no caller is left leading a round that hung
+    assert journal.rounds == [["kept"]]
