@@ -59,21 +59,38 @@ def create_app(
     commands: Lanes,
     home: HomeTab | None = None,
 ) -> App:
-    """`executor` runs listeners (journal and ack: quick); `commands` carries requests out
+    """Listeners journal and ack on the request's thread; `executor` makes the Web API
+    calls that follow an ack (`open_view`); `commands` carries requests out
     afterwards, one at a time per incident; `home` publishes Home tabs (none: not shown)."""
     logging.getLogger("slack_bolt.App").addFilter(_SAME_TOKEN)  # once: addFilter skips repeats
     app = App(
         client=client,
-        listener_executor=executor,  # ours, so shutdown can wait for listeners in flight
+        listener_executor=executor,  # ours, so shutdown can wait for what is in flight
         signing_secret=signing_secret or "",
         request_verification_enabled=bool(signing_secret),
         # auth.test once, here at start-up: never on a request's path, where Slack being
         # away would fail the request before it is journaled
         token_verification_enabled=True,
-        process_before_response=False,  # ack first; the work runs after the response
+        # A listener only journals and acknowledges (well under a millisecond), so it runs
+        # on the request's own thread and the answer leaves the moment it returns. (Bolt's
+        # default runs it on another thread and polls for the ack every 10 ms.) What is
+        # slow comes after the ack, elsewhere: commands in their lanes, `open_view`.
+        process_before_response=True,
     )
     handler = bot.handler
     unrecorded = Throttled(UNRECORDED_LOG_EVERY)
+
+    def open_view(trigger_id: str, view: dict[str, Any]) -> None:
+        """Open a modal off the request's thread, so the ack does not wait for Slack
+        (the trigger id lasts 3 s; the pool starts it at once)."""
+
+        def call() -> None:
+            try:
+                client.views_open(trigger_id=trigger_id, view=view)
+            except Exception:
+                log.exception("opening a form (views.open) failed")
+
+        executor.submit(call)
 
     def journaled(
         ack: Ack,
@@ -87,7 +104,10 @@ def create_app(
             received = handler.receive(payload, ctx, delivery=delivery or _delivery(request))
         except BotError as error:  # e.g. a button used outside its incident's channel
             ack()
-            handler.refuse(ctx, error)  # privately, like every refusal (a button's ack shows none)
+            try:  # privately, like every refusal (a button's ack shows none)
+                handler.refuse(ctx, error)
+            except Exception:  # acknowledged: a failure here must not turn the ack into a 500
+                log.exception("answering a refused request failed")
             return
         except Exception:  # the database cannot be written: say so now, never a silent 404
             if unrecorded.due():
@@ -95,10 +115,13 @@ def create_app(
             ack(text=handler.render("error.not_recorded"))
             return
         ack()
-        if received.repeat == "double":
-            handler.repeat(ctx)
-        elif received.lane is not None:
+        if received.lane is not None:
             commands.wake(received.lane)
+        elif received.repeat == "double":
+            try:  # acknowledged and journaled: a failure here must not turn the ack into a 500
+                handler.repeat(ctx)
+            except Exception:
+                log.exception("answering a repeated request failed")
         # "delivery": Slack (or someone) sent the same signed request again: ignored
 
     # before `incident_command`: bolt runs the first listener that matches
@@ -114,8 +137,10 @@ def create_app(
             )
             handler.refuse(ctx, NotInIncident("not_in_incident"))
             return
-        modal = review_modal(handler.render, incident, bot.service.review(incident.id))
-        client.views_open(trigger_id=command["trigger_id"], view=modal)
+        open_view(
+            command["trigger_id"],
+            review_modal(handler.render, incident, bot.service.review(incident.id)),
+        )
 
     @app.view(REVIEW_FORM)
     def review_saved(
@@ -138,7 +163,7 @@ def create_app(
         if not text.strip():
             ack()
             modal = start_modal(handler.render, bot.catalog.all(), command["channel_id"])
-            client.views_open(trigger_id=command["trigger_id"], view=modal)
+            open_view(command["trigger_id"], modal)
             return
         ctx = Context(
             actor=command["user_id"],
@@ -170,8 +195,7 @@ def create_app(
     def post_update_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         channel = (body.get("channel") or {}).get("id")
-        modal = update_modal(handler.render, int(action["value"]), channel)
-        client.views_open(trigger_id=body["trigger_id"], view=modal)
+        open_view(body["trigger_id"], update_modal(handler.render, int(action["value"]), channel))
 
     @app.view("start_incident")
     def start_submitted(
@@ -197,7 +221,8 @@ def create_app(
         )
         journaled(ack, {"text": f"update {text}"}, ctx, request)
 
-    # --- the Events API (issue 17): Slack acknowledges these for us, before they run ---
+    # --- the Events API (issue 17): bolt acknowledges these when the listener returns, so
+    # each only queues its work (the Home tab's pool, the incident's lane) ---
 
     @app.event("app_home_opened", matchers=[home_tab_opened])
     def home_opened(event: dict[str, Any]) -> None:
@@ -212,8 +237,7 @@ def create_app(
     def declare_from_home(ack: Ack, body: dict[str, Any]) -> None:
         """The Home tab's *Declare an incident*: the start form, as a bare `/incident` opens."""
         ack()
-        modal = start_modal(handler.render, bot.catalog.all(), "")
-        client.views_open(trigger_id=body["trigger_id"], view=modal)
+        open_view(body["trigger_id"], start_modal(handler.render, bot.catalog.all(), ""))
 
     @app.event("member_joined_channel")
     def member_joined(

@@ -5,6 +5,8 @@ privately through the response_url with what was wrong, and nothing appears in a
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from dataclasses import dataclass
 
 import pytest
@@ -226,6 +228,30 @@ def test_blank_text_opens_the_start_modal(slack: Harness, text: str):
     assert opened.args["view"]["callback_id"] == "start_incident"
     assert not any(c.method.startswith("response_url:") for c in slack.fake.calls)
     assert _channel_traffic(slack) == 0
+
+
+def test_a_form_slack_will_not_open_leaves_the_command_answered(slack: Harness):
+    """views.open runs after the ack, off the request's thread: a trigger Slack refuses
+    (it lasts 3 s) is logged, never turned into an error for the command."""
+
+    class Seen(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.ERROR)
+            self.failed = threading.Event()
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if "views.open" in record.getMessage():
+                self.failed.set()
+
+    seen = Seen()
+    logging.getLogger("bot.slack.app").addHandler(seen)
+    try:
+        slack.fake.fail("views.open", error="expired_trigger_id")
+        slack.command("")  # answered 200 (asserted by `command`)
+        assert seen.failed.wait(10), "the refused views.open was not logged"
+    finally:
+        logging.getLogger("bot.slack.app").removeHandler(seen)
+    assert "/incident start" in slack.answer(slack.command("help"))
 
 
 def test_a_5000_character_update_is_posted_cut_to_3000(slack: Harness):
