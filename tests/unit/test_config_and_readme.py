@@ -88,3 +88,22 @@ def test_the_readme_command_table_is_one_table_with_a_row_per_command():
     parser = build_parser()
     choices = next(a for a in parser._actions if a.dest == "command").choices
     assert sorted(commands) == sorted(choices)
+
+
+def test_the_systemd_replica_unit_runs_a_real_command_with_known_settings(monkeypatch):
+    """config/systemd: its ExecStart parses as `incident-bot serve`, its env example names
+    only real settings and loads as replicas need it (a PostgreSQL database)."""
+    from bot.cli import build_parser
+
+    unit = (ROOT / "config" / "systemd" / "incident-bot@.service").read_text(encoding="utf-8")
+    (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    program, *argv = exec_start.removeprefix("ExecStart=").replace("%i", "3000").split()
+    assert program.endswith("/incident-bot")
+    args = build_parser().parse_args(argv)
+    assert (args.command, args.port) == ("serve", 3000)
+    env = ROOT / "config" / "systemd" / "env.example"
+    names = re.findall(r"^([A-Z][A-Z_]+)=", env.read_text(encoding="utf-8"), re.M)
+    assert names and set(names) <= set(ALIASES)
+    _clean_environment(monkeypatch)
+    settings = Settings(_env_file=env)  # type: ignore[call-arg]
+    assert settings.db.startswith("postgresql://")
