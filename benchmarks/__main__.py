@@ -24,7 +24,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import ack, postmortem, reminders, report, restart
+from benchmarks import ack, postmortem, reminders, replicas, report, restart
 from benchmarks.common import Outcome, Row, machine, stop_all
 
 MODULES = {
@@ -33,10 +33,11 @@ MODULES = {
     "postmortem": postmortem,
     "restart": restart,
     "report": report,
+    "replicas": replicas,
 }
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-TIME_LIMIT = {True: 240.0, False: 1200.0}  # seconds; a safety net, far above a normal run
+TIME_LIMIT = {True: 360.0, False: 1500.0}  # seconds; a safety net, far above a normal run
 
 
 def table(rows: list[Row]) -> str:
@@ -120,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--incidents",
         type=int,
         default=None,
-        help="open incidents for reminders and restart (default 1000, the budget's figure)",
+        help="open incidents for reminders, restart and replicas (default 1000, the budget's "
+        "figure)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, DBs)")
     return parser
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.incidents is not None:
         if args.incidents < 1:
             parser.error("--incidents must be at least 1")
-        reminders.INCIDENTS = restart.INCIDENTS = args.incidents
+        reminders.INCIDENTS = restart.INCIDENTS = replicas.INCIDENTS = args.incidents
 
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every child process
     signal.signal(signal.SIGTERM, _interrupt)

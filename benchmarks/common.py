@@ -88,13 +88,15 @@ def log(message: str) -> None:
 
 @dataclass(frozen=True)
 class Stamp:
-    """One call the fake served: wall-clock arrival (time.time()), service time, what it was."""
+    """One call the fake served: wall-clock arrival (time.time()), service time, what it was,
+    and the bot token it came with (replicas are told apart by their tokens)."""
 
     at: float
     served: float
     method: str
     channel: str | None
     text: str
+    token: str | None = None
 
 
 class BenchSlack(FakeSlack):
@@ -113,7 +115,7 @@ class BenchSlack(FakeSlack):
         result = super()._exchange(method, args, token, answer)
         text = args.get("text") if isinstance(args, dict) else None
         channel = args.get("channel") if isinstance(args, dict) else None
-        self.stamps.append(Stamp(start, time.time() - start, method, channel, text or ""))
+        self.stamps.append(Stamp(start, time.time() - start, method, channel, text or "", token))
         return result
 
     def seed_channel(self, channel_id: str, name: str, plan_ts: str | None) -> None:
@@ -211,8 +213,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bot_env(fake: FakeSlack, db: Path, speed: float, workdir: Path) -> dict[str, str]:
-    """The bot's environment: only our settings, none inherited from the shell."""
+def bot_env(fake: FakeSlack, db: str | Path, speed: float, workdir: Path) -> dict[str, str]:
+    """The bot's environment: only our settings, none inherited from the shell. `db` is a
+    SQLite file or a postgresql:// URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INCIDENT_BOT_"))}
     env.update(
         SLACK_BOT_TOKEN=TOKEN,
@@ -322,7 +325,7 @@ class Seeded:
 
 
 def seed_incidents(
-    db: Path,
+    db: str | Path,
     count: int,
     first_start: datetime,
     spread: timedelta,
@@ -331,7 +334,8 @@ def seed_incidents(
 ) -> list[Seeded]:
     """`count` open incidents declared through the engine (as `/incident start` would),
     start times spread evenly over `spread` from `first_start`, each with its channel
-    and (with_plan) the reference of its pinned plan message."""
+    and (with_plan) the reference of its pinned plan message. `db` is a SQLite file or a
+    postgresql:// URL: the store speaks both."""
     from bot.chat import channel_name
     from bot.clock import FakeClock
     from bot.engine import IncidentService
@@ -364,7 +368,7 @@ def seed_incidents(
 
 
 def persist_scaled_clock(
-    db: Path, speed: float, real_origin: datetime, bot_origin: datetime
+    db: str | Path, speed: float, real_origin: datetime, bot_origin: datetime
 ) -> None:
     """Store the clock origin exactly as bot/persistence_clock.py does, so the bot process
     continues this timeline: bot time = bot_origin + (real now - real_origin) × speed."""
