@@ -42,6 +42,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from time import monotonic as time_monotonic
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.base import JobLookupError
@@ -63,7 +64,7 @@ from bot.events import (
 )
 from bot.logs import Throttled, current_incident
 from bot.messages import Renderer
-from bot.model import Event, Incident, Reminder
+from bot.model import Event, Incident, Reminder, StepRecord
 from bot.postmortem import upload_review
 from bot.progress import step_statuses
 from bot.render import open_step_rows, owners_text, role_name
@@ -149,6 +150,7 @@ def _arm_steps(
 CHUNK = 16
 BACKOFF_BASE = 1.0  # seconds the alarm waits after a failed firing, doubled each time
 BACKOFF_CAP = 60.0
+CONTENDED = 0.05  # seconds the alarm waits when another replica holds every due row
 # in one message, the most urgent first (what is due at once for one incident is posted once)
 ORDER = {"overrun": 0, "risk": 1, "phase": 2, "step": 3, "postmortem": 4, "action": 5}
 
@@ -203,6 +205,10 @@ class ReminderService:
         self.render = render
         self.after_post = after_post
         self.raised = raised
+        # whether the last fire_due claimed anything: when it did not although rows were due,
+        # another replica holds them (the scheduler then waits a moment, never spins)
+        self.claimed_any = True
+        self._reads: dict[tuple[str, int], object] | None = None  # see _holders
 
     def fire_due(self) -> int:
         """Post every reminder due by now; returns how many were posted.
@@ -215,11 +221,13 @@ class ReminderService:
         now = self.clock.now()
         posted = 0
         in_flight: list[_Delivery] = []
+        self.claimed_any = False
         try:
             while True:
                 batch, claims = self._claim(now)
                 if not batch:
                     break
+                self.claimed_any = True
                 for reminder in (r for r in batch if r.kind == "upload"):
                     posted += self._upload(reminder, now)
                 in_flight.append(self._send(claims))
@@ -270,30 +278,59 @@ class ReminderService:
         while its reminders are decided, as a command would lock it."""
         claims: list[_Claim] = []
         loaded: dict[int, Incident | None] = {}  # an incident's rows come together: load it once
-        with self.store.transaction():
-            batch = self.store.due_reminders(now, limit=CHUNK, claim=True)
-            for reminder in (r for r in batch if r.kind != "upload"):
-                if not self.store.set_reminder_state(reminder.id, "sending", now, expect="pending"):
-                    continue  # another process took it
-                current_incident.set(f"INC-{reminder.incident_id}")
-                try:
-                    with self.store.savepoint():
-                        if reminder.incident_id not in loaded:
-                            self.store.lock_incident(reminder.incident_id)
-                            loaded[reminder.incident_id] = self.store.incident(reminder.incident_id)
-                        incident = loaded[reminder.incident_id]
-                        if reminder.kind in CHANGES_INCIDENT:
-                            del loaded[reminder.incident_id]  # the severity may rise
-                        outgoing = self._decide(reminder, incident, now) if incident else None
-                except Exception:
-                    log.exception("reminder %s of INC-%s", reminder.id, reminder.incident_id)
-                    self.store.set_reminder_state(reminder.id, "failed", now)
-                    continue
-                if outgoing is None:
-                    self.store.set_reminder_state(reminder.id, "skipped", now)
-                else:
-                    claims.append(_Claim(reminder, outgoing))
+        self._reads = {}  # and its holders and steps, which no reminder changes
+        try:
+            with self.store.transaction():
+                batch = self.store.due_reminders(now, limit=CHUNK, claim=True)
+                # one statement for the chunk: on PostgreSQL each one is a round trip
+                mine = self.store.claim_reminders([r.id for r in batch if r.kind != "upload"], now)
+                for reminder in (r for r in batch if r.id in mine):  # the rest: another took it
+                    claim = self._claim_one(reminder, loaded, now)
+                    if claim is not None:
+                        claims.append(claim)
+        finally:
+            self._reads = None
         return batch, claims
+
+    def _claim_one(
+        self, reminder: Reminder, loaded: dict[int, Incident | None], now: datetime
+    ) -> _Claim | None:
+        """Decide one row claimed by `_claim` (in its transaction): a claim to post, or
+        None when the row was marked skipped or failed."""
+        current_incident.set(f"INC-{reminder.incident_id}")
+        try:
+            with self.store.savepoint():
+                if reminder.incident_id not in loaded:  # held until the chunk commits
+                    loaded[reminder.incident_id] = self.store.locked_incident(reminder.incident_id)
+                incident = loaded[reminder.incident_id]
+                if reminder.kind in CHANGES_INCIDENT:
+                    del loaded[reminder.incident_id]  # the severity may rise
+                outgoing = self._decide(reminder, incident, now) if incident else None
+        except Exception:
+            log.exception("reminder %s of INC-%s", reminder.id, reminder.incident_id)
+            self.store.set_reminder_state(reminder.id, "failed", now)
+            return None
+        if outgoing is None:
+            self.store.set_reminder_state(reminder.id, "skipped", now)
+            return None
+        return _Claim(reminder, outgoing)
+
+    def _holders(self, incident_id: int) -> dict[str, str]:
+        """Who holds which role; while `_claim` decides a chunk, read once per incident."""
+        if self._reads is None:
+            return self.store.current_holders(incident_id)
+        key = ("holders", incident_id)
+        if key not in self._reads:
+            self._reads[key] = self.store.current_holders(incident_id)
+        return cast(dict[str, str], self._reads[key])
+
+    def _step_records(self, incident_id: int) -> dict[str, StepRecord]:
+        if self._reads is None:
+            return self.store.step_records(incident_id)
+        key = ("steps", incident_id)
+        if key not in self._reads:
+            self._reads[key] = self.store.step_records(incident_id)
+        return cast(dict[str, StepRecord], self._reads[key])
 
     def _send(self, claims: list[_Claim]) -> _Delivery:
         """Start posting the claimed reminders: one message per incident and recipient."""
@@ -382,8 +419,8 @@ class ReminderService:
             due += phase.remind_every
             seq += 1
         self.store.add_reminder(incident.id, "phase", reminder.ref, seq, due, now)
-        holders = self.store.current_holders(incident.id)
-        statuses = step_statuses(incident, self.store.step_records(incident.id), runs, now)
+        holders = self._holders(incident.id)
+        statuses = step_statuses(incident, self._step_records(incident.id), runs, now)
         steps = open_step_rows(self.render, incident, statuses, holders)
         last_update = incident.last_update_at or incident.started_at
         sent = ReminderSent("phase", phase=phase.id, number=reminder.seq)
@@ -404,10 +441,10 @@ class ReminderService:
 
     def _step(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
         found = incident.runbook.step(reminder.ref)
-        if found is None or reminder.ref in self.store.step_records(incident.id):
+        if found is None or reminder.ref in self._step_records(incident.id):
             return None  # done or skipped in time
         _, step = found
-        holders = self.store.current_holders(incident.id)
+        holders = self._holders(incident.id)
         self.store.append_event(incident.id, now, "bot", ReminderSent("step", step=step.id))
         return self.render(
             "reminder.step",
@@ -433,7 +470,7 @@ class ReminderService:
             target=phase.target,
             message=escalation.message if escalation else "",
             severity=raised,
-            commander=self.store.current_holders(incident.id).get(incident.runbook.roles[0].id),
+            commander=self._holders(incident.id).get(incident.runbook.roles[0].id),
         )
 
     def _risk(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
@@ -455,7 +492,7 @@ class ReminderService:
             within=risk.trigger.within,
             fallback=risk.fallback,
             severity=raised,
-            commander=self.store.current_holders(incident.id).get(incident.runbook.roles[0].id),
+            commander=self._holders(incident.id).get(incident.runbook.roles[0].id),
         )
 
     def _silent(
@@ -479,7 +516,7 @@ class ReminderService:
     def _postmortem(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
         self.store.append_event(incident.id, now, "bot", ReminderSent("postmortem"))
         owner_role = incident.runbook.postmortem.owner or incident.runbook.roles[0].id
-        holder = self.store.current_holders(incident.id).get(owner_role)
+        holder = self._holders(incident.id).get(owner_role)
         return self.render(
             "reminder.postmortem",
             ref=incident.ref,
@@ -572,9 +609,11 @@ class ReminderScheduler:
     def running(self) -> bool:
         return bool(self._scheduler.running)
 
-    def poke(self, not_before: datetime | None = None) -> None:
+    def poke(self, not_before: datetime | None = None, contended: bool = False) -> None:
         """Re-read the earliest due row and set the alarm for it (call after any change);
-        `not_before` holds the alarm back (backoff after a failure)."""
+        `not_before` holds the alarm back (backoff after a failure); `contended`: the last
+        firing found every due row held by another replica, so an alarm due now waits
+        `CONTENDED` for that replica to commit instead of re-firing at once."""
         with self._lock:
             if self._stopping:
                 return
@@ -589,7 +628,10 @@ class ReminderScheduler:
             if due is None:
                 self.next_wake = None
                 return
-            wake = self._wall() + timedelta(seconds=self.clock.real_seconds_until(due))
+            now = self._wall()
+            wake = now + timedelta(seconds=self.clock.real_seconds_until(due))
+            if contended and wake <= now:
+                wake = now + timedelta(seconds=CONTENDED)
             if not_before is not None and wake < not_before:
                 wake = not_before
             self.next_wake = wake
@@ -621,4 +663,4 @@ class ReminderScheduler:
                     log.exception("re-arming the reminder alarm failed")
             return
         self.failures = 0
-        self.poke()
+        self.poke(contended=not self.reminders.claimed_any)

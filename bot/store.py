@@ -294,6 +294,12 @@ class Store:
         if self.is_postgres:
             self._db.rows("SELECT id FROM incidents WHERE id = ? FOR UPDATE", [incident_id])
 
+    def locked_incident(self, incident_id: int) -> Incident | None:
+        """`lock_incident` and `incident` in one statement (one round trip on PostgreSQL)."""
+        lock = " FOR UPDATE" if self.is_postgres else ""
+        rows = self._db.rows("SELECT * FROM incidents WHERE id = ?" + lock, [incident_id])
+        return _incident(rows[0]) if rows else None
+
     def _migrate(self) -> None:
         if isinstance(self._db, PostgresDatabase):
             self._migrate_postgres()
@@ -905,15 +911,29 @@ class Store:
     def due_reminders(self, now: datetime, limit: int = 500, claim: bool = False) -> list[Reminder]:
         """Pending rows due by `now` of the `limit` incidents waiting longest, every due row
         of each: what fell due for one incident (say, while the bot was down) goes together.
-        `claim` (inside a transaction): on PostgreSQL, rows another replica is claiming are
-        skipped, so replicas take disjoint sets."""
-        lock = " FOR UPDATE SKIP LOCKED" if claim and self.is_postgres else ""
+        `claim` (inside a transaction): on PostgreSQL, the incidents of the `limit` rows
+        waiting longest that no other replica is claiming, and their rows it is not
+        claiming, locked until the transaction ends: replicas take disjoint sets at once."""
+        if claim and self.is_postgres:
+            # The incidents are picked from the rows no other replica holds: picking them
+            # first and skipping locked rows after would hand a second replica the same
+            # incidents as the first, all of them locked, and so nothing to do.
+            rows = self._db.rows(
+                "WITH picked AS (SELECT incident_id FROM reminders "
+                "WHERE state = 'pending' AND due_at <= ? "
+                "ORDER BY due_at, id LIMIT ? FOR UPDATE SKIP LOCKED) "
+                "SELECT * FROM reminders WHERE state = 'pending' AND due_at <= ? "
+                "AND incident_id IN (SELECT incident_id FROM picked) "
+                "ORDER BY due_at, id FOR UPDATE SKIP LOCKED",
+                [iso(now), limit, iso(now)],
+            )
+            return [_reminder(r) for r in rows]
         rows = self._db.rows(
             "SELECT * FROM reminders WHERE state = 'pending' AND due_at <= ? "
             "AND incident_id IN (SELECT incident_id FROM reminders "
             "WHERE state = 'pending' AND due_at <= ? "
             "GROUP BY incident_id ORDER BY MIN(due_at), MIN(id) LIMIT ?) "
-            "ORDER BY due_at, id" + lock,
+            "ORDER BY due_at, id",
             [iso(now), iso(now), limit],
         )
         return [_reminder(r) for r in rows]
@@ -950,6 +970,20 @@ class Store:
             sql, params = sql + " AND state = ?", [*params, expect]
         with self.transaction():
             return self._db.run(sql, params) == 1
+
+    def claim_reminders(self, reminder_ids: list[int], at: datetime) -> set[int]:
+        """Move these rows from pending to `sending`; the ids that were still pending (the
+        others another process took meanwhile)."""
+        if not reminder_ids:
+            return set()
+        marks = ",".join("?" * len(reminder_ids))
+        with self.transaction():
+            rows = self._db.rows(
+                f"UPDATE reminders SET state = 'sending', done_at = ? "
+                f"WHERE state = 'pending' AND id IN ({marks}) RETURNING id",
+                [iso(at), *reminder_ids],
+            )
+        return {r["id"] for r in rows}
 
     def set_reminder_states(self, states: list[tuple[int, str, datetime]]) -> None:
         """Record the outcomes (reminder id, state, when) of claimed rows in one transaction."""

@@ -1,0 +1,100 @@
+"""Replicas on PostgreSQL claim due reminders side by side: while one holds a chunk, the
+next takes other incidents (never the same rows, never nothing while work is due)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+from bot.clock import FakeClock
+from bot.engine import IncidentService
+from bot.messages import Renderer
+from bot.reminders import CHUNK, CONTENDED, ReminderScheduler, ReminderService
+from bot.store import Store
+from tests.conftest import START, RecordingChat
+
+
+def _due_incidents(url: str, catalog, count: int) -> FakeClock:
+    clock = FakeClock(START)
+    store = Store(url)
+    service = IncidentService(store, clock, catalog)
+    for k in range(count):
+        incident = service.start("service-outage", f"Outage {k}", "ana").incident
+        service.set_channel(incident.id, f"C{k}")
+    store.close()
+    clock.set(START + timedelta(minutes=16))  # every incident's first phase reminder is due
+    return clock
+
+
+def test_while_one_replica_holds_a_chunk_another_claims_other_incidents(postgres_url, catalog):
+    clock = _due_incidents(postgres_url, catalog, 3 * CHUNK)
+    first, second = Store(postgres_url), Store(postgres_url)
+    held, release, taken = threading.Event(), threading.Event(), set[int]()
+
+    def first_replica() -> None:
+        with first.transaction():
+            taken.update(r.incident_id for r in first.due_reminders(clock.now(), CHUNK, True))
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=first_replica)
+    thread.start()
+    try:
+        assert held.wait(10) and taken
+        with second.transaction():
+            mine = {r.incident_id for r in second.due_reminders(clock.now(), CHUNK, True)}
+    finally:
+        release.set()
+        thread.join(10)
+        first.close()
+        second.close()
+    assert mine, "the second replica found nothing to do while reminders were due"
+    assert not mine & taken
+
+
+def test_two_replicas_firing_at_once_post_every_due_reminder_once(postgres_url, catalog):
+    clock = _due_incidents(postgres_url, catalog, 5 * CHUNK)
+    replicas = []
+    for _ in range(2):
+        chat = RecordingChat()
+        store = Store(postgres_url)
+        replicas.append((store, chat, ReminderService(store, clock, chat, Renderer("en"))))
+    start = threading.Barrier(2)
+
+    def fire(service: ReminderService) -> None:
+        start.wait(10)
+        service.fire_due()
+
+    threads = [threading.Thread(target=fire, args=(r[2],)) for r in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    posts = Counter(channel for _, chat, _ in replicas for channel, _ in chat.posts)
+    for store, _, _ in replicas:
+        store.close()
+    assert set(posts) == {f"C{k}" for k in range(5 * CHUNK)}
+    assert set(posts.values()) == {1}
+
+
+def test_a_replica_that_finds_every_due_row_held_waits_a_moment_instead_of_spinning(
+    postgres_url, catalog
+):
+    clock = _due_incidents(postgres_url, catalog, 2)
+    holder, store = Store(postgres_url), Store(postgres_url)
+    service = ReminderService(store, clock, RecordingChat(), Renderer("en"))
+    wall = START  # the scheduler's wall clock, frozen: what it arms is exact
+    scheduler = ReminderScheduler(service, clock, wall=lambda: wall)
+    try:
+        with holder.transaction():  # the other replica is claiming them right now
+            assert holder.due_reminders(clock.now(), CHUNK, True)
+            scheduler._run()
+            assert not service.claimed_any
+            assert scheduler.next_wake == wall + timedelta(seconds=CONTENDED)
+        scheduler._run()  # released (say, its claim was rolled back): this one takes them
+        assert service.claimed_any
+    finally:
+        scheduler.shutdown()
+        holder.close()
+        store.close()
