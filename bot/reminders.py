@@ -162,6 +162,10 @@ class Outgoing:
     user: str | None = None  # a direct message instead of the channel
 
 
+class _DecisionFailed(Exception):
+    """A reminder's decision raised while its chunk was decided without savepoints."""
+
+
 @dataclass(frozen=True)
 class _Claim:
     """A reminder committed as `sending`, with what it says."""
@@ -208,7 +212,7 @@ class ReminderService:
         # whether the last fire_due claimed anything: when it did not although rows were due,
         # another replica holds them (the scheduler then waits a moment, never spins)
         self.claimed_any = True
-        self._reads: dict[tuple[str, int], object] | None = None  # see _holders
+        self._local = threading.local()  # `reads`: what _holders keeps while a chunk is decided
 
     def fire_due(self) -> int:
         """Post every reminder due by now; returns how many were posted.
@@ -275,38 +279,51 @@ class ReminderService:
         next row; skip what no longer applies. A reminder whose decision fails is marked
         `failed`, the others go on. Returns the chunk (uploads included, for `_upload`) and
         the claims. Replicas (PostgreSQL) take disjoint chunks, and each incident is locked
-        while its reminders are decided, as a command would lock it."""
+        while its reminders are decided, as a command would lock it.
+
+        Each row's decision is isolated only when one has failed: the chunk is decided in
+        one go and, should a decision raise, rolled back and decided again with a savepoint
+        per row (two more statements each, which on PostgreSQL are round trips)."""
+        try:
+            return self._claim_chunk(now, isolate=False)
+        except _DecisionFailed:
+            return self._claim_chunk(now, isolate=True)
+
+    def _claim_chunk(self, now: datetime, isolate: bool) -> tuple[list[Reminder], list[_Claim]]:
         claims: list[_Claim] = []
         loaded: dict[int, Incident | None] = {}  # an incident's rows come together: load it once
-        self._reads = {}  # and its holders and steps, which no reminder changes
+        self._local.reads = {}  # and its holders and steps, which no reminder changes
         try:
             with self.store.transaction():
                 batch = self.store.due_reminders(now, limit=CHUNK, claim=True)
                 # one statement for the chunk: on PostgreSQL each one is a round trip
                 mine = self.store.claim_reminders([r.id for r in batch if r.kind != "upload"], now)
                 for reminder in (r for r in batch if r.id in mine):  # the rest: another took it
-                    claim = self._claim_one(reminder, loaded, now)
+                    claim = self._claim_one(reminder, loaded, now, isolate)
                     if claim is not None:
                         claims.append(claim)
         finally:
-            self._reads = None
+            self._local.reads = None
         return batch, claims
 
     def _claim_one(
-        self, reminder: Reminder, loaded: dict[int, Incident | None], now: datetime
+        self, reminder: Reminder, loaded: dict[int, Incident | None], now: datetime, isolate: bool
     ) -> _Claim | None:
         """Decide one row claimed by `_claim` (in its transaction): a claim to post, or
-        None when the row was marked skipped or failed."""
+        None when the row was marked skipped or failed (`isolate`; else a failure raises
+        _DecisionFailed, and the chunk is decided again, isolated)."""
         current_incident.set(f"INC-{reminder.incident_id}")
         try:
-            with self.store.savepoint():
+            with self.store.savepoint() if isolate else contextlib.nullcontext():
                 if reminder.incident_id not in loaded:  # held until the chunk commits
                     loaded[reminder.incident_id] = self.store.locked_incident(reminder.incident_id)
                 incident = loaded[reminder.incident_id]
                 if reminder.kind in CHANGES_INCIDENT:
                     del loaded[reminder.incident_id]  # the severity may rise
                 outgoing = self._decide(reminder, incident, now) if incident else None
-        except Exception:
+        except Exception as exc:
+            if not isolate:
+                raise _DecisionFailed from exc
             log.exception("reminder %s of INC-%s", reminder.id, reminder.incident_id)
             self.store.set_reminder_state(reminder.id, "failed", now)
             return None
@@ -317,20 +334,22 @@ class ReminderService:
 
     def _holders(self, incident_id: int) -> dict[str, str]:
         """Who holds which role; while `_claim` decides a chunk, read once per incident."""
-        if self._reads is None:
+        reads = getattr(self._local, "reads", None)
+        if reads is None:
             return self.store.current_holders(incident_id)
         key = ("holders", incident_id)
-        if key not in self._reads:
-            self._reads[key] = self.store.current_holders(incident_id)
-        return cast(dict[str, str], self._reads[key])
+        if key not in reads:
+            reads[key] = self.store.current_holders(incident_id)
+        return cast(dict[str, str], reads[key])
 
     def _step_records(self, incident_id: int) -> dict[str, StepRecord]:
-        if self._reads is None:
+        reads = getattr(self._local, "reads", None)
+        if reads is None:
             return self.store.step_records(incident_id)
         key = ("steps", incident_id)
-        if key not in self._reads:
-            self._reads[key] = self.store.step_records(incident_id)
-        return cast(dict[str, StepRecord], self._reads[key])
+        if key not in reads:
+            reads[key] = self.store.step_records(incident_id)
+        return cast(dict[str, StepRecord], reads[key])
 
     def _send(self, claims: list[_Claim]) -> _Delivery:
         """Start posting the claimed reminders: one message per incident and recipient."""
