@@ -64,7 +64,7 @@ from bot.events import (
 )
 from bot.logs import Throttled, current_incident
 from bot.messages import Renderer
-from bot.model import Event, Incident, Reminder, StepRecord
+from bot.model import Event, Incident, PhaseRun, Reminder, StepRecord
 from bot.postmortem import upload_review
 from bot.progress import step_statuses
 from bot.render import open_step_rows, owners_text, role_name
@@ -160,6 +160,15 @@ class Outgoing:
     channel: str | None
     text: str
     user: str | None = None  # a direct message instead of the channel
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """What deciding a chunk's reminders reads, by incident, read for the whole chunk."""
+
+    runs: dict[int, list[PhaseRun]]
+    steps: dict[int, dict[str, StepRecord]]
+    holders: dict[int, dict[str, str]]
 
 
 class _DecisionFailed(Exception):
@@ -291,13 +300,16 @@ class ReminderService:
 
     def _claim_chunk(self, now: datetime, isolate: bool) -> tuple[list[Reminder], list[_Claim]]:
         claims: list[_Claim] = []
-        loaded: dict[int, Incident | None] = {}  # an incident's rows come together: load it once
-        self._local.reads = {}  # and its holders and steps, which no reminder changes
         try:
             with self.store.transaction():
                 batch = self.store.due_reminders(now, limit=CHUNK, claim=True)
-                # one statement for the chunk: on PostgreSQL each one is a round trip
+                # a statement for the chunk, not one per row or incident: on PostgreSQL every
+                # statement is a round trip. The claim, then the chunk's incidents (locked)
+                # and what deciding their reminders reads, which no reminder changes
                 mine = self.store.claim_reminders([r.id for r in batch if r.kind != "upload"], now)
+                ids = sorted({r.incident_id for r in batch if r.id in mine})
+                loaded: dict[int, Incident | None] = dict(self.store.incidents_locked(ids))
+                self._local.reads = _Reads(*self.store.incident_records(ids))
                 for reminder in (r for r in batch if r.id in mine):  # the rest: another took it
                     claim = self._claim_one(reminder, loaded, now, isolate)
                     if claim is not None:
@@ -315,7 +327,7 @@ class ReminderService:
         current_incident.set(f"INC-{reminder.incident_id}")
         try:
             with self.store.savepoint() if isolate else contextlib.nullcontext():
-                if reminder.incident_id not in loaded:  # held until the chunk commits
+                if reminder.incident_id not in loaded:  # changed by the row before: read again
                     loaded[reminder.incident_id] = self.store.locked_incident(reminder.incident_id)
                 incident = loaded[reminder.incident_id]
                 if reminder.kind in CHANGES_INCIDENT:
@@ -332,24 +344,27 @@ class ReminderService:
             return None
         return _Claim(reminder, outgoing)
 
+    def _reads(self) -> _Reads | None:
+        return cast("_Reads | None", getattr(self._local, "reads", None))
+
     def _holders(self, incident_id: int) -> dict[str, str]:
-        """Who holds which role; while `_claim` decides a chunk, read once per incident."""
-        reads = getattr(self._local, "reads", None)
-        if reads is None:
+        """Who holds which role (while `_claim` decides a chunk: as read for the chunk)."""
+        reads = self._reads()
+        if reads is None or incident_id not in reads.holders:
             return self.store.current_holders(incident_id)
-        key = ("holders", incident_id)
-        if key not in reads:
-            reads[key] = self.store.current_holders(incident_id)
-        return cast(dict[str, str], reads[key])
+        return reads.holders[incident_id]
 
     def _step_records(self, incident_id: int) -> dict[str, StepRecord]:
-        reads = getattr(self._local, "reads", None)
-        if reads is None:
+        reads = self._reads()
+        if reads is None or incident_id not in reads.steps:
             return self.store.step_records(incident_id)
-        key = ("steps", incident_id)
-        if key not in reads:
-            reads[key] = self.store.step_records(incident_id)
-        return cast(dict[str, StepRecord], reads[key])
+        return reads.steps[incident_id]
+
+    def _phase_runs(self, incident_id: int) -> list[PhaseRun]:
+        reads = self._reads()
+        if reads is None or incident_id not in reads.runs:
+            return self.store.phase_runs(incident_id)
+        return reads.runs[incident_id]
 
     def _send(self, claims: list[_Claim]) -> _Delivery:
         """Start posting the claimed reminders: one message per incident and recipient."""
@@ -428,7 +443,7 @@ class ReminderService:
         return Outgoing(incident.channel, text) if text else None
 
     def _phase(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
-        runs = self.store.phase_runs(incident.id)
+        runs = self._phase_runs(incident.id)
         if not runs or str(runs[-1].id) != reminder.ref:
             return None  # the phase has changed; its series ends
         phase = incident.phase
@@ -475,7 +490,7 @@ class ReminderService:
         )
 
     def _overrun(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
-        runs = self.store.phase_runs(incident.id)
+        runs = self._phase_runs(incident.id)
         if not runs or str(runs[-1].id) != reminder.ref:
             return None  # the phase ended in time
         phase = incident.phase

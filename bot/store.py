@@ -294,6 +294,51 @@ class Store:
         if self.is_postgres:
             self._db.rows("SELECT id FROM incidents WHERE id = ? FOR UPDATE", [incident_id])
 
+    def incidents_locked(self, incident_ids: list[int]) -> dict[int, Incident]:
+        """Several incidents in one statement, and on PostgreSQL locked (in id order, as
+        everything that locks several does) until the transaction ends."""
+        if not incident_ids:
+            return {}
+        lock = " FOR UPDATE" if self.is_postgres else ""
+        marks = ",".join("?" * len(incident_ids))
+        rows = self._db.rows(
+            f"SELECT * FROM incidents WHERE id IN ({marks}) ORDER BY id" + lock,
+            sorted(incident_ids),
+        )
+        return {r["id"]: _incident(r) for r in rows}
+
+    def incident_records(
+        self, incident_ids: list[int]
+    ) -> tuple[
+        dict[int, list[PhaseRun]], dict[int, dict[str, StepRecord]], dict[int, dict[str, str]]
+    ]:
+        """The phase runs, step records and current role holders of several incidents, in
+        three statements whatever their number (what `phase_runs`, `step_records` and
+        `current_holders` give one at a time)."""
+        runs: dict[int, list[PhaseRun]] = {i: [] for i in incident_ids}
+        steps: dict[int, dict[str, StepRecord]] = {i: {} for i in incident_ids}
+        holders: dict[int, dict[str, str]] = {i: {} for i in incident_ids}
+        if not incident_ids:
+            return runs, steps, holders
+        marks = ",".join("?" * len(incident_ids))
+        for r in self._db.rows(
+            f"SELECT * FROM phase_runs WHERE incident_id IN ({marks}) ORDER BY incident_id, id",
+            incident_ids,
+        ):
+            runs[r["incident_id"]].append(
+                PhaseRun(r["phase_id"], parse_iso(r["started_at"]), _dt(r["ended_at"]), r["id"])
+            )
+        for r in self._db.rows(f"SELECT * FROM steps WHERE incident_id IN ({marks})", incident_ids):
+            steps[r["incident_id"]][r["step_id"]] = StepRecord(
+                r["step_id"], r["state"], parse_iso(r["at"]), r["by"], r["reason"] or ""
+            )
+        for r in self._db.rows(
+            f"SELECT * FROM holdings WHERE incident_id IN ({marks}) AND until IS NULL ORDER BY id",
+            incident_ids,
+        ):
+            holders[r["incident_id"]][r["role_id"]] = r["user"]
+        return runs, steps, holders
+
     def locked_incident(self, incident_id: int) -> Incident | None:
         """`lock_incident` and `incident` in one statement (one round trip on PostgreSQL)."""
         lock = " FOR UPDATE" if self.is_postgres else ""
