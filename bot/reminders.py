@@ -302,14 +302,14 @@ class ReminderService:
         claims: list[_Claim] = []
         try:
             with self.store.transaction():
-                batch = self.store.due_reminders(now, limit=CHUNK, claim=True)
                 # a statement for the chunk, not one per row or incident: on PostgreSQL every
-                # statement is a round trip. The claim, then the chunk's incidents (locked)
-                # and what deciding their reminders reads, which no reminder changes
+                # statement is a round trip. The chunk's incidents, locked (those another
+                # replica holds, for its chunk or a command, are left for later), their rows
+                held, batch = self.store.due_chunk(now, CHUNK)
+                loaded: dict[int, Incident | None] = dict(held)
                 mine = self.store.claim_reminders([r.id for r in batch if r.kind != "upload"], now)
-                ids = sorted({r.incident_id for r in batch if r.id in mine})
-                loaded: dict[int, Incident | None] = dict(self.store.incidents_locked(ids))
-                self._local.reads = _Reads(*self.store.incident_records(ids))
+                # and what deciding their reminders reads, which no reminder changes
+                self._local.reads = _Reads(*self.store.incident_records(sorted(loaded)))
                 for reminder in (r for r in batch if r.id in mine):  # the rest: another took it
                     claim = self._claim_one(reminder, loaded, now, isolate)
                     if claim is not None:

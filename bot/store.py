@@ -7,7 +7,7 @@ SQL run on SQLite (the embedded default: one process, one file) and on
 PostgreSQL (`INCIDENT_BOT_DB=postgresql://…`: replicas share it); see
 bot/database.py for how each backend keeps transactions. Where replicas could
 race, the store asks the database: `lock_incident` serialises the commands of
-one incident, `due_reminders(..., claim=True)` and the outbox and inbox claims
+one incident, `due_chunk` and the outbox and inbox claims
 let replicas take disjoint rows, and unique keys refuse a second copy of a
 delivery.
 """
@@ -953,26 +953,9 @@ class Store:
                 [incident_id, kind, ref, seq, iso(due_at), iso(created_at)],
             )
 
-    def due_reminders(self, now: datetime, limit: int = 500, claim: bool = False) -> list[Reminder]:
+    def due_reminders(self, now: datetime, limit: int = 500) -> list[Reminder]:
         """Pending rows due by `now` of the `limit` incidents waiting longest, every due row
-        of each: what fell due for one incident (say, while the bot was down) goes together.
-        `claim` (inside a transaction): on PostgreSQL, the incidents of the `limit` rows
-        waiting longest that no other replica is claiming, and their rows it is not
-        claiming, locked until the transaction ends: replicas take disjoint sets at once."""
-        if claim and self.is_postgres:
-            # The incidents are picked from the rows no other replica holds: picking them
-            # first and skipping locked rows after would hand a second replica the same
-            # incidents as the first, all of them locked, and so nothing to do.
-            rows = self._db.rows(
-                "WITH picked AS (SELECT incident_id FROM reminders "
-                "WHERE state = 'pending' AND due_at <= ? "
-                "ORDER BY due_at, id LIMIT ? FOR UPDATE SKIP LOCKED) "
-                "SELECT * FROM reminders WHERE state = 'pending' AND due_at <= ? "
-                "AND incident_id IN (SELECT incident_id FROM picked) "
-                "ORDER BY due_at, id FOR UPDATE SKIP LOCKED",
-                [iso(now), limit, iso(now)],
-            )
-            return [_reminder(r) for r in rows]
+        of each: what fell due for one incident (say, while the bot was down) goes together."""
         rows = self._db.rows(
             "SELECT * FROM reminders WHERE state = 'pending' AND due_at <= ? "
             "AND incident_id IN (SELECT incident_id FROM reminders "
@@ -982,6 +965,39 @@ class Store:
             [iso(now), iso(now), limit],
         )
         return [_reminder(r) for r in rows]
+
+    def due_chunk(self, now: datetime, limit: int) -> tuple[dict[int, Incident], list[Reminder]]:
+        """Inside a transaction: up to `limit` of the incidents waiting longest for a
+        reminder, locked until it ends, and their due rows. The incident is what is
+        claimed: on PostgreSQL those another transaction holds (another replica's chunk, a
+        command being carried out) are skipped, never waited for, and every row of an
+        incident goes to the one replica that holds it. SQLite's one writer holds all."""
+        if not self.is_postgres:
+            due = self.due_reminders(now, limit)
+            return self.incidents_locked(sorted({r.incident_id for r in due})), due
+        candidates = self._db.rows(
+            "SELECT incident_id FROM reminders WHERE state = 'pending' AND due_at <= ? "
+            "GROUP BY incident_id ORDER BY MIN(due_at), MIN(incident_id) LIMIT ?",
+            [iso(now), 4 * limit],  # room for those other replicas hold right now
+        )
+        if not candidates:
+            return {}, []
+        marks = ",".join("?" * len(candidates))
+        held = self._db.rows(
+            f"SELECT * FROM incidents WHERE id IN ({marks}) "
+            "ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
+            [*(c["incident_id"] for c in candidates), limit],
+        )
+        incidents = {r["id"]: _incident(r) for r in held}
+        if not incidents:
+            return {}, []
+        marks = ",".join("?" * len(incidents))
+        rows = self._db.rows(
+            f"SELECT * FROM reminders WHERE state = 'pending' AND due_at <= ? "
+            f"AND incident_id IN ({marks}) ORDER BY due_at, id",
+            [iso(now), *incidents],
+        )
+        return incidents, [_reminder(r) for r in rows]
 
     def reminders(self, incident_id: int | None = None, state: str | None = None) -> list[Reminder]:
         sql, params = "SELECT * FROM reminders WHERE 1=1", list[Any]()

@@ -34,7 +34,7 @@ def test_while_one_replica_holds_a_chunk_another_claims_other_incidents(postgres
 
     def first_replica() -> None:
         with first.transaction():
-            taken.update(r.incident_id for r in first.due_reminders(clock.now(), CHUNK, True))
+            taken.update(first.due_chunk(clock.now(), CHUNK)[0])
             held.set()
             release.wait(10)
 
@@ -43,7 +43,9 @@ def test_while_one_replica_holds_a_chunk_another_claims_other_incidents(postgres
     try:
         assert held.wait(10) and taken
         with second.transaction():
-            mine = {r.incident_id for r in second.due_reminders(clock.now(), CHUNK, True)}
+            held, rows = second.due_chunk(clock.now(), CHUNK)
+            mine = set(held)
+            assert {r.incident_id for r in rows} == mine
     finally:
         release.set()
         thread.join(10)
@@ -88,7 +90,7 @@ def test_a_replica_that_finds_every_due_row_held_waits_a_moment_instead_of_spinn
     scheduler = ReminderScheduler(service, clock, wall=lambda: wall)
     try:
         with holder.transaction():  # the other replica is claiming them right now
-            assert holder.due_reminders(clock.now(), CHUNK, True)
+            assert holder.due_chunk(clock.now(), 100)[0]  # every incident
             scheduler._run()
             assert not service.claimed_any
             assert scheduler.next_wake == wall + timedelta(seconds=CONTENDED)
@@ -97,4 +99,24 @@ def test_a_replica_that_finds_every_due_row_held_waits_a_moment_instead_of_spinn
     finally:
         scheduler.shutdown()
         holder.close()
+        store.close()
+
+
+def test_an_incident_held_by_a_command_is_left_for_later_not_waited_for(postgres_url, catalog):
+    """A command in progress (another replica's, say) holds its incident: the reminders of
+    the other incidents go out meanwhile; that incident's follow once it is released."""
+    clock = _due_incidents(postgres_url, catalog, 3)
+    command, store = Store(postgres_url), Store(postgres_url)
+    chat = RecordingChat()
+    service = ReminderService(store, clock, chat, Renderer("en"))
+    try:
+        with command.transaction():
+            command.lock_incident(1)
+            service.fire_due()  # would block here until the command commits
+            assert sorted({channel for channel, _ in chat.posts}) == ["C1", "C2"]
+        service.fire_due()
+        assert sorted({channel for channel, _ in chat.posts}) == ["C0", "C1", "C2"]
+        assert len(chat.posts) == 3
+    finally:
+        command.close()
         store.close()
