@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure the bot against its performance budgets (benchmarks/README.md). "
         "Prints the table; writes no file unless given --write or --out.",
     )
-    parser.add_argument("--quick", action="store_true", help="shorter runs (under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (about 4 minutes)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--write",
