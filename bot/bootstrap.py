@@ -218,7 +218,7 @@ class SlackBot:
         """Stop taking requests, let the work in flight finish, then close the database."""
         if self.server is not None:
             self.server.shutdown()
-        for pool in self.pools:  # listeners first: they feed the lanes
+        for pool in self.pools:  # the listener pool (forms being opened), then the lanes
             pool.shutdown(wait=True)
         if self.sweeper is not None:
             self.sweeper.stop()

@@ -63,12 +63,17 @@ class GroupCommit(Generic[T, R]):
                 batch, self._waiting = self._waiting, []
                 self._writing = True
         if batch:
+            ended = False
             try:
                 self._write(batch)
+                ended = True
             finally:
                 with self._cond:
                     self._writing = False
                     for written in batch:
+                        if not ended:  # a BaseException ended the round: nothing is written
+                            written.result = None
+                            written.error = RuntimeError("the commit round was interrupted")
                         written.done = True
                     self._cond.notify_all()
         if entry.error is not None:

@@ -207,7 +207,9 @@ class ReminderService:
         """`after_post` is called with the incident id after a reminder that changes the
         plan's picture went out (redraw the plan); `raised`, inside the transaction, with
         the event of a severity an escalation raised (pages and event webhooks follow it);
-        `drill`: rehearsals never send follow-up reminders (nor old ones left over)."""
+        `drill`: rehearsals never send follow-up reminders (nor old ones left over).
+        `raised` may run twice for one escalation when its chunk is decided again (see
+        `_claim`); only its writes in the transaction count, so it must do nothing else."""
         self.drill = drill
         self._pool = (
             ThreadPoolExecutor(workers, thread_name_prefix="remind") if workers > 1 else None

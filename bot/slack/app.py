@@ -130,17 +130,19 @@ def create_app(
         """`/incident review`: the review form, prefilled from the record. Opened at once
         (the trigger id lasts 3 s); it only reads, so nothing is journaled until it is saved."""
         ack()
-        incident = bot.service.incident_for_channel(command["channel_id"])
-        if incident is None:
-            ctx = Context(
-                command["user_id"], command["channel_id"], None, command.get("response_url")
-            )
-            handler.refuse(ctx, NotInIncident("not_in_incident"))
+        try:  # acknowledged: a failure from here on is logged, never a 500 for the ack
+            incident = bot.service.incident_for_channel(command["channel_id"])
+            if incident is None:
+                ctx = Context(
+                    command["user_id"], command["channel_id"], None, command.get("response_url")
+                )
+                handler.refuse(ctx, NotInIncident("not_in_incident"))
+                return
+            modal = review_modal(handler.render, incident, bot.service.review(incident.id))
+        except Exception:
+            log.exception("preparing the review form failed")
             return
-        open_view(
-            command["trigger_id"],
-            review_modal(handler.render, incident, bot.service.review(incident.id)),
-        )
+        open_view(command["trigger_id"], modal)
 
     @app.view(REVIEW_FORM)
     def review_saved(

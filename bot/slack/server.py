@@ -173,6 +173,7 @@ def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
         f"incident-bot: {'Socket Mode' if socket_mode else 'HTTP'}; health at :{port}{HEALTH_PATH}",
         flush=True,
     )
+    handler: SocketMode | None = None
     try:
         if socket_mode:
             assert settings.slack_app_token
@@ -183,5 +184,10 @@ def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if handler is not None:  # first: no new envelope while the rest stops
+            try:
+                handler.close()  # type: ignore[no-untyped-call]
+            except Exception:
+                log.exception("closing the Socket Mode connection failed")
         running.stop()
     return 0

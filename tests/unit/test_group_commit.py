@@ -121,3 +121,42 @@ def test_a_failed_commit_fails_every_caller_of_its_round_and_the_next_round_stil
     journal.fail_commit = False
     assert group.submit("kept") == "KEPT"  # no caller is left leading a round that hung
     assert journal.rounds == [["kept"]]
+
+
+def test_a_round_ended_by_a_base_exception_tells_no_caller_it_was_written():
+    """(KeyboardInterrupt, SystemExit: what _write does not catch.) Its followers get an
+    error, never a result from a transaction that was rolled back."""
+    journal = Journal()
+
+    def write(work: str) -> str:
+        if work == "interrupt":
+            raise KeyboardInterrupt
+        return journal.write(work)
+
+    group = GroupCommit(journal.batch, nullcontext, write)
+    journal.hold.clear()
+    out: dict[str, object] = {}
+
+    def one(work: str) -> None:
+        try:
+            out[work] = group.submit(work)
+        except BaseException as exc:  # the leader of round two re-raises what ended it
+            out[work] = exc
+
+    first = threading.Thread(target=one, args=("first",))
+    first.start()
+    with group._cond:
+        assert group._cond.wait_for(lambda: group._writing, timeout=5)
+    rest = [threading.Thread(target=one, args=(w,)) for w in ("before", "interrupt", "after")]
+    for thread in rest:
+        thread.start()
+    _lined_up(group, 3)
+    journal.hold.set()
+    for thread in [first, *rest]:
+        thread.join(5)
+    assert out["first"] == "FIRST"
+    assert journal.rounds == [["first"]]  # round two was never committed
+    # whoever led round two re-raises what ended it; the others get an error too
+    errors = [out[work] for work in ("before", "interrupt", "after")]
+    assert all(isinstance(e, BaseException) for e in errors), errors
+    assert sum(isinstance(e, KeyboardInterrupt) for e in errors) == 1
