@@ -49,7 +49,7 @@ WORK_THREADS = 16  # incidents whose commands are being carried out at once
 DELIVERY_THREADS = 16  # incidents whose messages are being posted at once (Slack's pace)
 HOME_THREADS = 2  # Home tabs being published at once (a read and one views.publish each)
 OUTBOUND_THREADS = 8  # pages and event webhooks being sent at once (apart from Slack's)
-COMMAND_DEFER = 0.05  # seconds a state change may wait for acknowledgements in all
+COMMAND_DEFER = 0.02  # seconds a state change may wait for acknowledgements in all
 
 
 @dataclass
@@ -294,13 +294,15 @@ def build_slack(
         "commands",
         work,
         handler.run_next,
-        run=lambda step, lane: priority.run(step, lane, max_defer=COMMAND_DEFER),
+        run=lambda step, lane, since: priority.run(
+            step, lane, max_defer=COMMAND_DEFER, since=since
+        ),
     )
     deliveries = Lanes(
         "deliveries",
         deliver,
         lambda lane: handler.outbox.step(lane, handler),
-        run=lambda step, lane: priority.run(step, lane),
+        run=lambda step, lane, since: priority.run(step, lane),
     )
     # pages and webhooks wait for nothing of Slack's (no RequestsFirst): other hosts
     outbound = Lanes("outbound", send, lambda lane: handler.outbox.step(lane, handler))

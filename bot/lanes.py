@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
@@ -26,6 +27,9 @@ Lane = tuple[str, int]
 # or the seconds after which to look again (its head waits for a retry).
 Step = Callable[[Lane], float | None]
 TURN = 20  # items one thread takes from a lane before letting other lanes have the thread
+# How a step is run: given the step, its lane and when the lane was woken for the work
+# now at its head (time.monotonic(); the oldest wake not yet served).
+Run = Callable[[Step, Lane, float], float | None]
 
 
 class Lanes:
@@ -34,13 +38,18 @@ class Lanes:
         name: str,
         pool: Executor,
         step: Step,
-        run: Callable[[Callable[[Lane], float | None], Lane], float | None] | None = None,
+        run: Run | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self._pool = pool
         self._step = step
         # how each step is run (e.g. inside RequestsFirst, so acknowledgements go first)
-        self._run = run or (lambda step, key: step(key))
+        self._run: Run = run or (lambda step, key, since: step(key))
+        self._monotonic = monotonic
+        # per lane, when it was woken for work not yet done: what waits in a lane waits
+        # (for acknowledgements in flight, say) counted from then, not again per item
+        self._since: dict[Lane, float] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._active: set[Lane] = set()  # lanes a thread is stepping now
@@ -53,6 +62,7 @@ class Lanes:
         with self._lock:
             if self._closed:
                 return
+            self._since.setdefault(key, self._monotonic())
             timer = self._timers.pop(key, None)
             if timer is not None:
                 timer.cancel()
@@ -83,8 +93,10 @@ class Lanes:
     def _drain(self, key: Lane) -> None:
         wait: float | None = None
         for _ in range(TURN):
+            with self._lock:
+                since = self._since.setdefault(key, self._monotonic())
             try:
-                wait = self._run(self._step, key)
+                wait = self._run(self._step, key, since)
             except Exception:  # the step records its own failures; never lose the lane
                 log.exception("%s: stepping lane %s failed", self.name, key)
                 wait = 1.0
@@ -93,6 +105,8 @@ class Lanes:
         with self._lock:
             again = key in self._again
             self._again.discard(key)
+            if wait is None and not again:  # caught up: the next wake starts a new wait
+                self._since.pop(key, None)
             resubmit = not self._closed and (wait == 0 or again)
             if not resubmit:  # the lane stays active across a resubmission: never idle between
                 self._release(key)

@@ -53,12 +53,21 @@ class RequestsFirst:
                 if not self._in_flight:  # waking the waiting work only then keeps bursts quick
                     self._cond.notify_all()
 
-    def run(self, work: Callable[..., T], *args: object, max_defer: float | None = None) -> T:
+    def run(
+        self,
+        work: Callable[..., T],
+        *args: object,
+        max_defer: float | None = None,
+        since: float | None = None,
+    ) -> T:
         """Run one piece of background work, pausing first and before each Web API call
         it makes (`pause`) while requests arrive; its pauses share one `max_defer`
-        (default: the instance's)."""
+        (default: the instance's), counted from `since` (a `time.monotonic()` reading:
+        when the work arrived; default now), so work that already waited in a queue
+        does not wait again."""
         allowance = self.max_defer if max_defer is None else max_defer
-        self._local.deadline = self._monotonic() + allowance
+        start = self._monotonic() if since is None else min(since, self._monotonic())
+        self._local.deadline = start + allowance
         try:
             self.pause()
             return work(*args)

@@ -114,3 +114,38 @@ def test_a_failing_step_does_not_lose_the_lane(pool, caplog):
     assert done.wait(5)
     assert "stepping lane" in caplog.text
     lanes.close()
+
+
+def test_a_lane_tells_each_step_when_it_was_woken_for_the_work_still_to_do(pool):
+    """Items queued in a lane share the time of the wake that found it idle, so what they
+    wait for (acknowledgements in flight) is counted once; a lane that caught up starts
+    a new count at its next wake."""
+    clock = [10.0]
+    queues = Queues()
+    seen: list[float] = []
+
+    def run(step, lane, since):
+        seen.append(since)
+        clock[0] += 1  # each step takes a (fake) second
+        return step(lane)
+
+    lanes = Lanes("test", pool, queues.step, run=run, monotonic=lambda: clock[0])
+    lane = ("incident", 1)
+    queues.gate.clear()  # the first item holds the lane while the others queue
+    with queues.lock:
+        queues.items[lane] = ["a"]
+    lanes.wake(lane)
+    for item in ("b", "c"):
+        with queues.lock:
+            queues.items[lane].append(item)
+        lanes.wake(lane)
+    queues.gate.set()
+    assert lanes.wait_idle(10)
+    assert [item for _, item in queues.done] == ["a", "b", "c"]
+    assert set(seen) == {10.0}  # every step of that backlog: since the first wake
+    clock[0] = 50.0
+    with queues.lock:
+        queues.items[lane].append("d")
+    lanes.wake(lane)
+    assert lanes.wait_idle(10)
+    assert seen[-1] == 50.0

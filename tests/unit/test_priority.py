@@ -44,3 +44,14 @@ def test_steady_requests_hold_work_back_only_up_to_its_allowance():
         thread.join(timeout=10)
     assert not thread.is_alive()
     assert results == [False]  # ran anyway, its allowance used up by the first pause
+
+
+def test_work_that_already_waited_its_allowance_in_a_queue_does_not_wait_again():
+    """`since`: when the work arrived. A command queued behind others for longer than its
+    allowance runs at once, even while requests keep arriving."""
+    now = [100.0]
+    priority = RequestsFirst(quiet=0.0, max_defer=60, monotonic=lambda: now[0])
+    results: list[bool] = []
+    with priority.request():  # in flight for as long as the work could wait
+        priority.run(lambda: results.append(priority.pause()), since=now[0] - 61)
+    assert results == [False]  # returned at once: the allowance was spent in the queue
