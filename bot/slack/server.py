@@ -184,10 +184,10 @@ def _serve(settings: Settings, socket_mode: bool, port: int, host: str) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        if handler is not None:  # first: no new envelope while the rest stops
-            try:
-                handler.close()  # type: ignore[no-untyped-call]
-            except Exception:
-                log.exception("closing the Socket Mode connection failed")
+        if handler is not None:  # first: no new envelope is taken while the rest stops
+            handler.stopping = True
+            # slack_sdk's close() waits seconds for its loops and the socket's close: not on
+            # the way out (its threads end with the process)
+            threading.Thread(target=handler.close, name="socket-close", daemon=True).start()
         running.stop()
     return 0

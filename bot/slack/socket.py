@@ -25,8 +25,14 @@ class SocketMode(SocketModeHandler):
     def __init__(self, app: App, app_token: str, priority: RequestsFirst) -> None:
         super().__init__(app, app_token)
         self.priority = priority
+        # set when serve stops: an envelope then goes unacknowledged rather than half
+        # handled. Slack retries an event (on another replica's connection, if there is
+        # one); a command typed in that moment gets Slack's timeout and is typed again
+        self.stopping = False
 
     def handle(self, client: BaseSocketModeClient, req: SocketModeRequest) -> None:
+        if self.stopping:
+            return
         started = time.time()
         with self.priority.request():
             if req.retry_attempt:
