@@ -192,7 +192,7 @@ class Store:
             self._db.close()
             raise
         self._journals: GroupCommit[_JournalArgs, int | Literal["delivery", "double"]] = (
-            GroupCommit(self._synced_transaction, self.savepoint, lambda a: self._journal(*a))
+            GroupCommit(self._synced_transaction, self.savepoint, self._journal)
         )
 
     @property
@@ -716,25 +716,18 @@ class Store:
         if isinstance(self._db, SQLiteDatabase) and not self.in_transaction:
             return self._journals.submit(args)  # with the requests in flight: one sync
         try:
-            return self._journal(*args)
+            return self._journal(args)
         except Exception as exc:
             if "inbox_delivery" in str(exc):  # another replica journaled this delivery
                 return "delivery"
             raise
 
-    def _journal(
-        self,
-        received_at: datetime,
-        dedupe_key: str,
-        window_start: datetime,
-        actor: str,
-        channel: str | None,
-        incident_id: int | None,
-        payload: str,
-        reply_url: str | None,
-        delivery: str | None,
-        delivery_since: datetime | None,
-    ) -> int | Literal["delivery", "double"]:
+    def _journal(self, args: _JournalArgs) -> int | Literal["delivery", "double"]:
+        """`journal`, given its arguments as one tuple (what the group commit queues)."""
+        (
+            received_at, dedupe_key, window_start, actor, channel, incident_id, payload,
+            reply_url, delivery, delivery_since,
+        ) = args  # fmt: skip
         with self.transaction():
             if self.is_postgres:  # replicas: the same key is checked by one at a time
                 self._db.rows("SELECT pg_advisory_xact_lock(hashtext(?))", [dedupe_key])
