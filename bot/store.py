@@ -294,17 +294,12 @@ class Store:
         if self.is_postgres:
             self._db.rows("SELECT id FROM incidents WHERE id = ? FOR UPDATE", [incident_id])
 
-    def incidents_locked(self, incident_ids: list[int]) -> dict[int, Incident]:
-        """Several incidents in one statement, and on PostgreSQL locked (in id order, as
-        everything that locks several does) until the transaction ends."""
+    def incidents_by_id(self, incident_ids: list[int]) -> dict[int, Incident]:
+        """Several incidents in one statement."""
         if not incident_ids:
             return {}
-        lock = " FOR UPDATE" if self.is_postgres else ""
         marks = ",".join("?" * len(incident_ids))
-        rows = self._db.rows(
-            f"SELECT * FROM incidents WHERE id IN ({marks}) ORDER BY id" + lock,
-            sorted(incident_ids),
-        )
+        rows = self._db.rows(f"SELECT * FROM incidents WHERE id IN ({marks})", incident_ids)
         return {r["id"]: _incident(r) for r in rows}
 
     def incident_records(
@@ -967,7 +962,7 @@ class Store:
         incident goes to the one replica that holds it. SQLite's one writer holds all."""
         if not self.is_postgres:
             due = self.due_reminders(now, limit)
-            return self.incidents_locked(sorted({r.incident_id for r in due})), due
+            return self.incidents_by_id(sorted({r.incident_id for r in due})), due
         candidates = self._db.rows(
             "SELECT incident_id FROM reminders WHERE state = 'pending' AND due_at <= ? "
             "GROUP BY incident_id ORDER BY MIN(due_at), MIN(incident_id) LIMIT ?",
