@@ -210,6 +210,20 @@ class PostgresDatabase:
             yield
 
     @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Inside a transaction: statements whose results nobody reads (`run`) go out
+        without waiting for each answer; a read waits for all before it. An error in one
+        shows at the next read or at the end of the block."""
+        conn = getattr(self._local, "conn", None)
+        assert conn is not None, "a pipeline lives inside transaction()"
+        with conn.pipeline() as pipeline:
+            self._local.pipeline = pipeline
+            try:
+                yield
+            finally:
+                self._local.pipeline = None
+
+    @contextmanager
     def _connection(self) -> Iterator[Any]:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -221,6 +235,9 @@ class PostgresDatabase:
     def rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         with self._connection() as conn:
             cursor = conn.execute(_pg(sql), params)
+            pipeline = getattr(self._local, "pipeline", None)
+            if pipeline is not None:  # a read waits for the writes queued before it
+                pipeline.sync()
             return list(cursor.fetchall()) if cursor.description else []
 
     def run(self, sql: str, params: Params = ()) -> int:

@@ -312,10 +312,20 @@ class ReminderService:
                 mine = self.store.claim_reminders([r.id for r in batch if r.kind != "upload"], now)
                 # and what deciding their reminders reads, which no reminder changes
                 self._local.reads = _Reads(*self.store.incident_records(sorted(loaded)))
-                for reminder in (r for r in batch if r.id in mine):  # the rest: another took it
-                    claim = self._claim_one(reminder, loaded, now, isolate)
-                    if claim is not None:
-                        claims.append(claim)
+                # the decisions' writes go out together (PostgreSQL's pipeline), unless one
+                # has failed: then each row on its own, to tell which
+                try:
+                    with contextlib.nullcontext() if isolate else self.store.pipeline():
+                        for reminder in (r for r in batch if r.id in mine):  # others: taken
+                            claim = self._claim_one(reminder, loaded, now, isolate)
+                            if claim is not None:
+                                claims.append(claim)
+                except _DecisionFailed:
+                    raise
+                except Exception as exc:  # a pipelined write that failed shows only here
+                    if isolate:
+                        raise
+                    raise _DecisionFailed from exc
         finally:
             self._local.reads = None
         return batch, claims
@@ -460,7 +470,7 @@ class ReminderService:
         steps = open_step_rows(self.render, incident, statuses, holders)
         last_update = incident.last_update_at or incident.started_at
         sent = ReminderSent("phase", phase=phase.id, number=reminder.seq)
-        self.store.append_event(incident.id, now, "bot", sent)
+        self.store.add_event(incident.id, now, "bot", sent)
         return self.render(
             "reminder.phase",
             ref=incident.ref,
@@ -481,7 +491,7 @@ class ReminderService:
             return None  # done or skipped in time
         _, step = found
         holders = self._holders(incident.id)
-        self.store.append_event(incident.id, now, "bot", ReminderSent("step", step=step.id))
+        self.store.add_event(incident.id, now, "bot", ReminderSent("step", step=step.id))
         return self.render(
             "reminder.step",
             ref=incident.ref,
@@ -497,7 +507,7 @@ class ReminderService:
             return None  # the phase ended in time
         phase = incident.phase
         escalation = phase.escalation
-        self.store.append_event(incident.id, now, "bot", Escalated(phase.id))
+        self.store.add_event(incident.id, now, "bot", Escalated(phase.id))
         raised = self._raise_severity(incident, escalation.severity if escalation else None, now)
         return self.render(
             "reminder.overrun",
@@ -518,7 +528,7 @@ class ReminderService:
                 return None
         elif incident.milestone(risk.trigger.milestone):
             return None  # the milestone came in time
-        self.store.append_event(incident.id, now, "bot", RiskTriggered(risk.id), risk.fallback)
+        self.store.add_event(incident.id, now, "bot", RiskTriggered(risk.id), risk.fallback)
         raised = self._raise_severity(incident, risk.escalate_to, now)
         return self.render(
             "reminder.risk",
@@ -550,7 +560,7 @@ class ReminderService:
         )
 
     def _postmortem(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
-        self.store.append_event(incident.id, now, "bot", ReminderSent("postmortem"))
+        self.store.add_event(incident.id, now, "bot", ReminderSent("postmortem"))
         owner_role = incident.runbook.postmortem.owner or incident.runbook.roles[0].id
         holder = self._holders(incident.id).get(owner_role)
         return self.render(
@@ -566,7 +576,7 @@ class ReminderService:
         action = self.store.action(int(reminder.ref))
         if action is None or action.status != "open" or self.drill:
             return None
-        self.store.append_event(incident.id, now, "bot", ReminderSent("action", action=action.id))
+        self.store.add_event(incident.id, now, "bot", ReminderSent("action", action=action.id))
         text = self.render(
             "reminder.action", ref=incident.ref, number=action.id, text=action.text, due=action.due
         )

@@ -7,12 +7,15 @@ import threading
 from collections import Counter
 from datetime import timedelta
 
+import pytest
+
 from bot.clock import FakeClock
 from bot.engine import IncidentService
+from bot.events import EventKind
 from bot.messages import Renderer
 from bot.reminders import CHUNK, CONTENDED, ReminderScheduler, ReminderService
 from bot.store import Store
-from tests.conftest import START, RecordingChat
+from tests.conftest import START, RecordingChat, store_on
 
 
 def _due_incidents(url: str, catalog, count: int) -> FakeClock:
@@ -119,4 +122,31 @@ def test_an_incident_held_by_a_command_is_left_for_later_not_waited_for(postgres
         assert len(chat.posts) == 3
     finally:
         command.close()
+        store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_chunk_with_an_escalation_among_its_rows_decides_the_rest_on_both_databases(
+    backend, tmp_path, request, catalog
+):
+    """Each incident's second slot holds its phase reminder and the 'no update within 30m'
+    risk, which changes the incident (the row after it reads it again, inside the chunk's
+    batched writes on PostgreSQL): every slot's reminder still goes out, on both."""
+    clock = FakeClock(START)
+    store = store_on(backend, tmp_path, request)
+    service = IncidentService(store, clock, catalog)
+    for k in range(5):
+        incident = service.start("service-outage", f"Outage {k}", "ana").incident
+        service.set_channel(incident.id, f"C{k}")
+    chat = RecordingChat()
+    reminders = ReminderService(store, clock, chat, Renderer("en"))
+    try:
+        for minutes in (16, 31, 46):
+            clock.set(START + timedelta(minutes=minutes))
+            reminders.fire_due()
+        alarms = Counter(c for c, text in chat.posts if ":alarm_clock:" in text)
+        assert alarms == {f"C{k}": 3 for k in range(5)}
+        for k in range(5):
+            assert store.events(k + 1, kinds=(EventKind.RISK_TRIGGERED,))
+    finally:
         store.close()
