@@ -55,7 +55,6 @@ from bot.events import (
     Closed,
     Declared,
     Escalated,
-    EventKind,
     Mitigated,
     PhaseStarted,
     ReminderSent,
@@ -169,6 +168,7 @@ class _Reads:
     runs: dict[int, list[PhaseRun]]
     steps: dict[int, dict[str, StepRecord]]
     holders: dict[int, dict[str, str]]
+    risks: dict[int, list[tuple[str, datetime]]]  # each risk raised: its id, when
 
 
 class _DecisionFailed(Exception):
@@ -311,7 +311,10 @@ class ReminderService:
                 loaded: dict[int, Incident | None] = dict(held)
                 mine = self.store.claim_reminders([r.id for r in batch if r.kind != "upload"], now)
                 # and what deciding their reminders reads, which no reminder changes
-                self._local.reads = _Reads(*self.store.incident_records(sorted(loaded)))
+                ids = sorted(loaded)
+                self._local.reads = _Reads(
+                    *self.store.incident_records(ids), self.store.risks_raised(ids)
+                )
                 # the decisions' writes go out together (PostgreSQL's pipeline), unless one
                 # has failed: then each row on its own, to tell which
                 try:
@@ -529,6 +532,7 @@ class ReminderService:
         elif incident.milestone(risk.trigger.milestone):
             return None  # the milestone came in time
         self.store.add_event(incident.id, now, "bot", RiskTriggered(risk.id), risk.fallback)
+        self._risks(incident.id).append((risk.id, now))  # (the chunk's reads see it too)
         raised = self._raise_severity(incident, risk.escalate_to, now)
         return self.render(
             "reminder.risk",
@@ -553,11 +557,15 @@ class ReminderService:
         self.store.add_reminder(incident.id, "risk", risk_id, reminder.seq + 1, check, now)
         if not quiet:
             return False
-        raised = self.store.events(incident.id, kinds=(EventKind.RISK_TRIGGERED,))
-        return not any(
-            isinstance(e.payload, RiskTriggered) and e.payload.risk == risk_id and e.at >= last
-            for e in raised
-        )
+        return not any(risk == risk_id and at >= last for risk, at in self._risks(incident.id))
+
+    def _risks(self, incident_id: int) -> list[tuple[str, datetime]]:
+        """Each risk raised for the incident (its id, when); while `_claim` decides a
+        chunk, as read for the chunk plus what the chunk raised."""
+        reads = self._reads()
+        if reads is None or incident_id not in reads.risks:
+            return self.store.risks_raised([incident_id])[incident_id]
+        return reads.risks[incident_id]
 
     def _postmortem(self, reminder: Reminder, incident: Incident, now: datetime) -> str | None:
         self.store.add_event(incident.id, now, "bot", ReminderSent("postmortem"))

@@ -345,6 +345,22 @@ class Store:
             holders[r["incident_id"]][r["role_id"]] = r["user"]
         return runs, steps, holders
 
+    def risks_raised(self, incident_ids: list[int]) -> dict[int, list[tuple[str, datetime]]]:
+        """For several incidents in one statement: each risk raised (its id, when), in order."""
+        raised: dict[int, list[tuple[str, datetime]]] = {i: [] for i in incident_ids}
+        if not incident_ids:
+            return raised
+        marks = ",".join("?" * len(incident_ids))
+        for r in self._db.rows(
+            f"SELECT incident_id, at, data FROM events WHERE incident_id IN ({marks}) "
+            "AND kind = ? ORDER BY incident_id, id",
+            [*incident_ids, str(EventKind.RISK_TRIGGERED)],
+        ):
+            risk = json.loads(r["data"] or "{}").get("risk")
+            if isinstance(risk, str):
+                raised[r["incident_id"]].append((risk, parse_iso(r["at"])))
+        return raised
+
     def locked_incident(self, incident_id: int) -> Incident | None:
         """`lock_incident` and `incident` in one statement (one round trip on PostgreSQL)."""
         lock = " FOR UPDATE" if self.is_postgres else ""
