@@ -61,6 +61,11 @@ class Database(Protocol):
         """Run a statement; returns the number of rows it changed."""
         ...
 
+    def write(self, sql: str, params: Params = ()) -> None:
+        """Run a statement whose answer nobody reads: inside a PostgreSQL pipeline it goes
+        out without waiting (its error shows at the next read or the pipeline's end)."""
+        ...
+
     def run_many(self, sql: str, params: list[Params]) -> None: ...
 
     def ddl(self, sql: str) -> None: ...
@@ -130,6 +135,9 @@ class SQLiteDatabase:
     def run(self, sql: str, params: Params = ()) -> int:
         with self.lock:
             return self.conn.execute(sql, params).rowcount
+
+    def write(self, sql: str, params: Params = ()) -> None:
+        self.run(sql, params)
 
     def run_many(self, sql: str, params: list[Params]) -> None:
         with self.lock:
@@ -242,7 +250,15 @@ class PostgresDatabase:
 
     def run(self, sql: str, params: Params = ()) -> int:
         with self._connection() as conn:
-            return int(conn.execute(_pg(sql), params).rowcount)
+            cursor = conn.execute(_pg(sql), params)
+            pipeline = getattr(self._local, "pipeline", None)
+            if pipeline is not None:  # the count is only known once the answer is in
+                pipeline.sync()
+            return int(cursor.rowcount)
+
+    def write(self, sql: str, params: Params = ()) -> None:
+        with self._connection() as conn:
+            conn.execute(_pg(sql), params)
 
     def run_many(self, sql: str, params: list[Params]) -> None:
         with self._connection() as conn, conn.cursor() as cursor:

@@ -532,9 +532,8 @@ class ReminderService:
         elif incident.milestone(risk.trigger.milestone):
             return None  # the milestone came in time
         self.store.add_event(incident.id, now, "bot", RiskTriggered(risk.id), risk.fallback)
-        self._risks(incident.id).append((risk.id, now))  # (the chunk's reads see it too)
         raised = self._raise_severity(incident, risk.escalate_to, now)
-        return self.render(
+        text = self.render(
             "reminder.risk",
             ref=incident.ref,
             risk=risk.risk,
@@ -544,6 +543,10 @@ class ReminderService:
             severity=raised,
             commander=self._holders(incident.id).get(incident.runbook.roles[0].id),
         )
+        # the chunk's reads see it too; last, so a decision that failed above (its savepoint
+        # undid the event) leaves no trace there
+        self._risks(incident.id).append((risk.id, now))
+        return text
 
     def _silent(
         self, reminder: Reminder, incident: Incident, risk_id: str, within: timedelta, now: datetime

@@ -284,9 +284,10 @@ class Store:
 
     @contextmanager
     def pipeline(self) -> Iterator[None]:
-        """Inside a transaction, on PostgreSQL: writes whose answer nobody reads (`run`:
-        no id, no row count) go out without a round trip each; an error in one shows at
-        the next read or at the end of the block. SQLite: nothing to save."""
+        """Inside a transaction, on PostgreSQL: writes whose answer nobody reads
+        (`Database.write`: no id, no row count) go out without a round trip each; a read,
+        or a write whose row count is asked for, waits for them first. An error shows at
+        the next such wait or at the end of the block. SQLite: nothing to save."""
         if isinstance(self._db, PostgresDatabase):
             with self._db.pipeline():
                 yield
@@ -531,7 +532,7 @@ class Store:
         """`append_event` for a caller that needs no id back: nothing to wait for, so inside
         `pipeline()` it goes out without a round trip of its own."""
         with self.transaction():
-            self._db.run(
+            self._db.write(
                 "INSERT INTO events (incident_id, at, actor, kind, text, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [
@@ -980,7 +981,7 @@ class Store:
     ) -> None:
         """Insert a pending reminder; one that already exists (same series and number) is kept."""
         with self.transaction():
-            self._db.run(
+            self._db.write(
                 "INSERT INTO reminders (incident_id, kind, ref, seq, due_at, state, created_at) "
                 "VALUES (?, ?, ?, ?, ?, 'pending', ?) "
                 "ON CONFLICT (incident_id, kind, ref, seq) DO NOTHING",

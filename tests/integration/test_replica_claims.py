@@ -150,3 +150,18 @@ def test_a_chunk_with_an_escalation_among_its_rows_decides_the_rest_on_both_data
             assert store.events(k + 1, kinds=(EventKind.RISK_TRIGGERED,))
     finally:
         store.close()
+
+
+def test_inside_the_pipeline_a_write_asked_for_its_row_count_still_gets_it(postgres_url, catalog):
+    """(PostgreSQL learns a row count only from the answer: asking for it waits for it.)"""
+    clock = _due_incidents(postgres_url, catalog, 1)
+    store = Store(postgres_url)
+    try:
+        (due,) = [r for r in store.due_reminders(clock.now()) if r.kind == "phase"]
+        with store.transaction(), store.pipeline():
+            assert store.set_reminder_state(due.id, "skipped", clock.now(), expect="pending")
+            assert not store.set_reminder_state(due.id, "sent", clock.now(), expect="pending")
+        (row,) = [r for r in store.reminders(state="skipped") if r.id == due.id]
+        assert row.kind == "phase"
+    finally:
+        store.close()
