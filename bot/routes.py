@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bot.alerts import AlertGroup, template_context
 from bot.runbook import MAX_PROBLEMS, Problem, Severity
-from bot.yaml_lines import LoadedYaml, YamlSyntaxError, load_yaml
+from bot.yaml_lines import LoadedYaml, YamlSyntaxError, dotted, load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -307,10 +307,7 @@ def load_routes(path: Path, runbooks: Iterable[str] | None = None) -> Routes:
         loaded = load_yaml(text)
     except YamlSyntaxError as exc:
         raise RoutesInvalid([Problem(name, exc.line, exc.message)]) from None
-    problems = [
-        Problem(name, line, f"{_dotted(p)}: duplicate key '{p[-1]}'")
-        for p, line in loaded.duplicates
-    ]
+    problems = [Problem(name, line, message) for line, message in loaded.duplicate_keys()]
     if not isinstance(loaded.data, dict):
         problems.append(Problem(name, 1, "a routes file is a YAML mapping with a list `routes:`"))
         raise RoutesInvalid(problems)
@@ -409,12 +406,5 @@ def _pydantic_problem(name: str, loaded: LoadedYaml, err: Any) -> Problem:
     else:
         message, shown = str(err["msg"]).removeprefix("Value error, "), loc
     line = loaded.line_of(loc if kind != "missing" else loc[:-1])
-    where = _dotted(shown)
+    where = dotted(shown)
     return Problem(name, line, f"{where}: {message}" if where else message)
-
-
-def _dotted(path: tuple[Any, ...]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text

@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from bot.durations import DurationError, format_duration, parse_duration
-from bot.yaml_lines import LoadedYaml, YamlSyntaxError, load_yaml
+from bot.yaml_lines import LoadedYaml, YamlSyntaxError, dotted, load_yaml
 
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 Severity = Literal["sev1", "sev2", "sev3", "sev4"]
@@ -320,17 +320,14 @@ def _parse(path: Path, text: str) -> Runbook:
         loaded = load_yaml(text)
     except YamlSyntaxError as exc:
         raise RunbookInvalid([Problem(name, exc.line, exc.message)]) from None
-    problems = [
-        Problem(name, line, f"{_dotted(p)}: duplicate key '{p[-1]}'")
-        for p, line in loaded.duplicates
-    ]
+    problems = [Problem(name, line, message) for line, message in loaded.duplicate_keys()]
     if not isinstance(loaded.data, dict):
         problems.append(
             Problem(name, 1, "a runbook is a YAML mapping with id, name, roles, phases")
         )
         raise RunbookInvalid(_sorted(problems))
     problems += [
-        Problem(name, loaded.line_of(p), f"{_dotted(p)}: {m}") for p, m in _cross_check(loaded.data)
+        Problem(name, loaded.line_of(p), f"{dotted(p)}: {m}") for p, m in _cross_check(loaded.data)
     ]
     runbook: Runbook | None = None
     try:
@@ -465,7 +462,7 @@ def _problem_from_pydantic(name: str, loaded: LoadedYaml, err: Any) -> Problem:
     else:
         message = err["msg"].removeprefix("Value error, ")
         loc_for_msg = loc
-    where = _dotted(loc_for_msg)
+    where = dotted(loc_for_msg)
     line = loaded.line_of(loc) if kind != "missing" else loaded.line_of(loc[:-1])
     return Problem(name, line, f"{where}: {message}" if where else message)
 
@@ -473,13 +470,6 @@ def _problem_from_pydantic(name: str, loaded: LoadedYaml, err: Any) -> Problem:
 def _is_internal_loc(part: Any) -> bool:
     # pydantic adds names such as 'function-before[...]' for wrapped validators
     return isinstance(part, str) and ("[" in part or part.startswith("function-"))
-
-
-def _dotted(path: tuple[Any, ...]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _cross_check(data: dict[Any, Any]) -> list[tuple[tuple[Any, ...], str]]:

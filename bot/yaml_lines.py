@@ -41,6 +41,18 @@ class LoadedYaml:
                 return line
         return 1
 
+    def duplicate_keys(self) -> list[tuple[int, str]]:
+        """Each key given twice in one mapping: its line and what to say of it."""
+        return [(line, f"{dotted(p)}: duplicate key '{p[-1]}'") for p, line in self.duplicates]
+
+
+def dotted(path: Path) -> str:
+    """A place in the document as a reader writes it: `phases[0].steps[2].owner`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
 
 class YamlSyntaxError(ValueError):
     def __init__(self, line: int, message: str) -> None:
