@@ -101,6 +101,18 @@ def slack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     fake.close()
 
 
+def until(condition, what: str, seconds: float = 20, every: float = 0.05):
+    """Re-check a condition of another process (or thread) until it holds, bounded: its
+    value, or the test fails saying what was never seen."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"never saw {what}")
+
+
 def declare(slack: Harness, text: str = "start service-outage sev1 Checkout is failing") -> str:
     answer = slack.answer(slack.command(text))
     (created,) = slack.fake.wait_for("conversations.create", lambda c: c.status == 200)

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -21,6 +20,7 @@ from bot.routes import load_routes
 from bot.runbook import shipped_runbooks_dir
 from tests.alerting import ROUTES, TOKEN, alert, group, post_hook
 from tests.conftest import START, RecordingChat
+from tests.e2e.conftest import until
 from tests.e2e.test_serve import _env, _free_port, _wait_healthy
 from tests.fakeslack import FakeSlack
 
@@ -71,15 +71,6 @@ def _rows(db, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
-
-
-def _until(condition, what: str, attempts: int = 400):
-    for _ in range(attempts):
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"never saw {what}")
 
 
 def _keyed(n: int, extra: bool = False) -> dict:
@@ -137,7 +128,7 @@ def test_sigkill_right_after_the_answers_loses_no_alert_and_declares_each_once(t
 
     second = Serve(tmp_path, fake)
     try:
-        _until(
+        until(
             lambda: (
                 _rows(db, "SELECT COUNT(*) FROM inbox WHERE done_at IS NULL") == [(0,)]
                 and _rows(db, "SELECT COUNT(*) FROM incidents")[0][0] >= groups

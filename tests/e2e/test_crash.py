@@ -9,10 +9,9 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from bot.clock import utc_now
 from bot.store import Store
+from tests.e2e.conftest import until
 from tests.e2e.test_serve import SECRET, _env, _free_port, _wait_healthy
 from tests.slackreq import post, sign, slash_body
 from tests.unpaced import BOT
@@ -53,16 +52,6 @@ def _notes(db) -> list[str]:
         conn.close()
 
 
-def _until(condition, what: str, attempts: int = 400):
-    """Re-check a condition on the database, bounded (the bot works in another process)."""
-    for _ in range(attempts):
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"never saw {what}")
-
-
 def test_sigkill_right_after_the_acks_loses_no_command(tmp_path, fake):
     db = tmp_path / "bot.db"
     first = Serve(tmp_path, fake)
@@ -78,7 +67,7 @@ def test_sigkill_right_after_the_acks_loses_no_command(tmp_path, fake):
 
     second = Serve(tmp_path, fake)
     try:
-        notes = _until(lambda: len(_notes(db)) >= 15 and _notes(db), "all 15 notes in the timeline")
+        notes = until(lambda: len(_notes(db)) >= 15 and _notes(db), "all 15 notes in the timeline")
         assert sorted(notes) == sorted(t.removeprefix("note ") for t in sent)  # each exactly once
         store = Store(db)
         assert store.unfinished_requests() == []

@@ -24,6 +24,7 @@ import pytest
 
 from bot.clock import utc_now
 from bot.store import Store
+from tests.e2e.conftest import until
 from tests.e2e.test_serve import SECRET, _env, _free_port, _wait_healthy
 from tests.fakeslack import FakeSlack
 from tests.slackreq import post, sign, slash_body
@@ -281,17 +282,6 @@ def _health(bot: Bot) -> tuple[int, dict]:
             return error.code, json.loads(error.read())
 
 
-def _until(condition, what: str, seconds: float = 20):
-    """Re-check a condition of the other process, bounded."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"never saw {what}")
-
-
 def test_a_database_that_cannot_be_written_is_said_not_hidden(tmp_path, fake):
     """Disk full or read-only (here: no write may land, RLIMIT_FSIZE of 1 byte): /healthz says
     so, a command is answered at once, the reminder alarm backs off; all well once it passes."""
@@ -305,12 +295,12 @@ def test_a_database_that_cannot_be_written_is_said_not_hidden(tmp_path, fake):
         assert status == 503 and health["ok"] is False and "disk I/O error" in health["db"]
         status, answer, _ = bot.send("note while the disk is full", channel=channel)
         assert status == 200 and "could not record this" in answer
-        _until(
+        until(
             lambda: "backing off" in _health(bot)[1]["scheduler"],
             "the reminder alarm backing off",
         )
         resource.prlimit(bot.proc.pid, resource.RLIMIT_FSIZE, (hard, hard))  # room again
-        _until(lambda: _health(bot)[0] == 200, "healthz recover")
+        until(lambda: _health(bot)[0] == 200, "healthz recover")
         assert bot.send("note the disk has room", channel=channel)[0] == 200
         fake.wait_for(
             "chat.postMessage",

@@ -7,7 +7,6 @@ import logging
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -18,6 +17,7 @@ from bot.runbook import shipped_runbooks_dir
 from bot.slack.server import start_bot
 from bot.store import Store
 from tests.conftest import START
+from tests.e2e.conftest import until
 from tests.e2e.test_serve import _env, _free_port
 from tests.fakeslack import FakeSlack
 
@@ -88,15 +88,6 @@ def test_a_start_that_fails_says_nothing_about_a_database_and_creates_none(tmp_p
     assert not (tmp_path / "bot.db").exists()
 
 
-def _until(condition, what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    pytest.fail(f"never saw {what}")
-
-
 def _started(settings: Settings, fake: FakeSlack):
     from bot.slack.pacing import Pacer
 
@@ -138,7 +129,7 @@ def test_a_request_set_aside_is_neither_run_nor_logged_again_on_restart(
     caplog.set_level(logging.INFO)
     running = _started(settings, fake)
     try:
-        _until(lambda: running.bot.store.dead_requests(), "the request set aside")
+        until(lambda: running.bot.store.dead_requests(), "the request set aside", every=0.01)
     finally:
         running.stop()
     failures = [r for r in caplog.records if "request 1 failed" in r.getMessage()]
@@ -148,7 +139,7 @@ def test_a_request_set_aside_is_neither_run_nor_logged_again_on_restart(
     running = _started(settings, fake)
     try:
         _recovered()
-        _until(running.idle, "the restarted bot idle")
+        until(running.idle, "the restarted bot idle", every=0.01)
         (dead,) = running.bot.store.dead_requests()
         assert dead["attempts"] == bot.dispatch.GIVE_UP_AFTER  # not tried again
     finally:
