@@ -219,9 +219,9 @@ class PostgresDatabase:
 
     @contextmanager
     def pipeline(self) -> Iterator[None]:
-        """Inside a transaction: statements whose results nobody reads (`run`) go out
-        without waiting for each answer; a read waits for all before it. An error in one
-        shows at the next read or at the end of the block."""
+        """Inside a transaction: statements whose answer nobody reads (`write`) go out
+        without waiting for each; a read, or a `run` (its row count), waits for all before
+        it. An error in one shows at the next such wait or at the end of the block."""
         conn = getattr(self._local, "conn", None)
         assert conn is not None, "a pipeline lives inside transaction()"
         with conn.pipeline() as pipeline:
@@ -230,6 +230,13 @@ class PostgresDatabase:
                 yield
             finally:
                 self._local.pipeline = None
+
+    def _answered(self) -> None:
+        """Inside `pipeline`: wait for the answers to everything sent so far (a statement
+        just sent has neither rows nor a row count before)."""
+        pipeline = getattr(self._local, "pipeline", None)
+        if pipeline is not None:
+            pipeline.sync()
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
@@ -243,17 +250,13 @@ class PostgresDatabase:
     def rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         with self._connection() as conn:
             cursor = conn.execute(_pg(sql), params)
-            pipeline = getattr(self._local, "pipeline", None)
-            if pipeline is not None:  # a read waits for the writes queued before it
-                pipeline.sync()
+            self._answered()
             return list(cursor.fetchall()) if cursor.description else []
 
     def run(self, sql: str, params: Params = ()) -> int:
         with self._connection() as conn:
             cursor = conn.execute(_pg(sql), params)
-            pipeline = getattr(self._local, "pipeline", None)
-            if pipeline is not None:  # the count is only known once the answer is in
-                pipeline.sync()
+            self._answered()  # the count is only known once the answer is in
             return int(cursor.rowcount)
 
     def write(self, sql: str, params: Params = ()) -> None:
