@@ -175,12 +175,8 @@ class CommandHandler:
         moments ago, a double click) must not run twice; `repeat_key` names what counts as
         the same request (default: who, where, what). Raises BotError for a payload that
         does not match the incident it names."""
-        incident_id = ctx.incident_id
-        if incident_id is not None:
-            self._check_named_incident(incident_id, ctx.channel)
-        elif ctx.channel:
-            incident = self.service.incident_for_channel(ctx.channel)
-            incident_id = incident.id if incident else None
+        if ctx.incident_id is not None:
+            self._check_named_incident(ctx.incident_id, ctx.channel)
         text = payload.get("text") or json.dumps(payload, sort_keys=True)
         verb = text.split(maxsplit=1)[0].lower() if text.strip() else ""
         now = self.wall()
@@ -192,20 +188,21 @@ class CommandHandler:
         )
         if verb in READ_ONLY and repeat_key is None:
             key += f"|{now.isoformat()}"  # asking twice is fine: never a repeat
-        inbox_id = self.service.store.journal(
+        journaled = self.service.store.journal(  # finds the channel's incident as well
             now,
             key,
             now - REPEAT_WINDOW,
             ctx.actor,
             ctx.channel,
-            incident_id,
+            ctx.incident_id,
             json.dumps(payload),
             ctx.reply_url,
             delivery=delivery,
             delivery_since=now - DELIVERY_WINDOW,
         )
-        if isinstance(inbox_id, str):
-            return Received(None, None, repeat=inbox_id)
+        if isinstance(journaled, str):
+            return Received(None, None, repeat=journaled)
+        inbox_id, incident_id = journaled
         return Received(inbox_id, request_lane(incident_id, inbox_id))
 
     def _check_named_incident(self, incident_id: int, channel: str | None) -> None:

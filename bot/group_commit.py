@@ -32,19 +32,25 @@ class _Entry(Generic[T, R]):
 
 class GroupCommit(Generic[T, R]):
     """`batch()` opens the shared transaction (and makes its commit durable); `each(work)`
-    writes one entry inside it, isolated by `isolate()` (a savepoint): an entry that
-    fails fails only its own caller. A failed commit fails every caller of the round."""
+    writes one entry inside it, as one statement, which the database undoes alone when
+    it fails: an entry that fails fails only its own caller. Unless the failure ended
+    the shared transaction (`intact()` says False: SQLite may roll it all back on a full
+    disk, say): then, as for a failed commit, every caller of the round fails."""
 
     def __init__(
         self,
         batch: Callable[[], AbstractContextManager[object]],
-        isolate: Callable[[], AbstractContextManager[object]],
         each: Callable[[T], R],
+        intact: Callable[[], bool],
     ) -> None:
         self._batch = batch
-        self._isolate = isolate
         self._each = each
-        self._cond = threading.Condition()
+        self._intact = intact
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # callers wait here for their round
+        # who watches the line (tests) waits here, woken as callers join it or a round
+        # starts, so no caller waiting for its round is woken for nothing
+        self.queued = threading.Condition(lock)
         self._waiting: list[_Entry[T, R]] = []
         self._writing = False
         self.rounds = 0  # transactions written (tests and benchmarks read it)
@@ -56,12 +62,13 @@ class GroupCommit(Generic[T, R]):
         batch: list[_Entry[T, R]] = []
         with self._cond:
             self._waiting.append(entry)
-            self._cond.notify_all()  # (tests wait for callers to line up)
+            self.queued.notify_all()
             while self._writing and not entry.done:
                 self._cond.wait()
             if not entry.done:  # no round in progress: lead one, for all who wait
                 batch, self._waiting = self._waiting, []
                 self._writing = True
+                self.queued.notify_all()
         if batch:
             ended = False
             try:
@@ -85,9 +92,10 @@ class GroupCommit(Generic[T, R]):
             with self._batch():
                 for entry in batch:
                     try:
-                        with self._isolate():
-                            entry.result = self._each(entry.work)
-                    except Exception as exc:  # this entry only: the savepoint undid it
+                        entry.result = self._each(entry.work)
+                    except Exception as exc:  # this entry only: its statement was undone
+                        if not self._intact():
+                            raise
                         entry.error = exc
         except Exception as exc:  # the commit or the sync failed: none of them is written
             for entry in batch:

@@ -164,6 +164,7 @@ _JournalArgs = tuple[
     datetime, str, datetime, str, str | None, int | None, str, str | None, str | None,
     datetime | None,
 ]  # fmt: skip
+Journaled = tuple[int, int | None]  # an inbox id and the incident the request addresses
 _APP_ID = 0x1D3B07  # marks a SQLite file as this bot's database (PRAGMA application_id)
 LEASE = timedelta(minutes=5)  # a row `sending` this long was left by a replica that died
 _INCIDENT_COLUMNS = frozenset(
@@ -191,8 +192,8 @@ class Store:
         except StoreError:
             self._db.close()
             raise
-        self._journals: GroupCommit[_JournalArgs, int | Literal["delivery", "double"]] = (
-            GroupCommit(self._synced_transaction, self.savepoint, self._journal)
+        self._journals: GroupCommit[_JournalArgs, Journaled | Literal["delivery", "double"]] = (
+            GroupCommit(self._synced_transaction, self._journal, intact=lambda: self.in_transaction)
         )
 
     @property
@@ -745,12 +746,14 @@ class Store:
         reply_url: str | None,
         delivery: str | None = None,
         delivery_since: datetime | None = None,
-    ) -> int | Literal["delivery", "double"]:
+    ) -> Journaled | Literal["delivery", "double"]:
         """Record a request, durably (synced to disk) before it is acknowledged; returns its
-        id, or why it is a repeat: "delivery", the same Slack delivery since
-        `delivery_since` (the signature window) or ever (a replica journaled it: the unique
-        key refuses it), or "double", the same request from the same person since
-        `window_start` (a double click)."""
+        id and its incident (`incident_id`, or else the incident whose channel is `channel`,
+        found in the same transaction: no second wait for the database before the ack), or
+        why it is a repeat: "delivery", the same Slack delivery since `delivery_since` (the
+        signature window) or ever (a replica journaled it: the unique key refuses it), or
+        "double", the same request from the same person since `window_start` (a double
+        click)."""
         args = (
             received_at, dedupe_key, window_start, actor, channel, incident_id, payload,
             reply_url, delivery, delivery_since,
@@ -764,39 +767,38 @@ class Store:
                 return "delivery"
             raise
 
-    def _journal(self, args: _JournalArgs) -> int | Literal["delivery", "double"]:
+    def _journal(self, args: _JournalArgs) -> Journaled | Literal["delivery", "double"]:
         """`journal`, given its arguments as one tuple (what the group commit queues)."""
         (
             received_at, dedupe_key, window_start, actor, channel, incident_id, payload,
             reply_url, delivery, delivery_since,
         ) = args  # fmt: skip
+        since = iso(delivery_since or window_start)
         with self.transaction():
             if self.is_postgres:  # replicas: the same key is checked by one at a time
                 self._db.rows("SELECT pg_advisory_xact_lock(hashtext(?))", [dedupe_key])
-            if delivery is not None and self._db.rows(
-                "SELECT 1 FROM inbox WHERE delivery = ? AND received_at >= ? LIMIT 1",
-                [delivery, iso(delivery_since or window_start)],
-            ):
-                return "delivery"
-            if self._db.rows(
-                "SELECT 1 FROM inbox WHERE dedupe_key = ? AND received_at >= ? LIMIT 1",
-                [dedupe_key, iso(window_start)],
-            ):
-                return "double"
-            return self._insert(  # plain SQL: this runs before every acknowledgement
+            # one statement: this runs before every acknowledgement (and on SQLite a failed
+            # statement is undone alone, so the group commit needs no savepoint per entry)
+            rows = self._db.rows(
                 "INSERT INTO inbox (received_at, dedupe_key, actor, channel, incident_id, "
-                "payload, reply_url, delivery) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "payload, reply_url, delivery) "
+                "SELECT ?, ?, ?, ?, COALESCE(?, (SELECT id FROM incidents WHERE channel = ? "
+                "ORDER BY id DESC LIMIT 1)), ?, ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE delivery = ? AND received_at >= ?) "
+                "AND NOT EXISTS (SELECT 1 FROM inbox WHERE dedupe_key = ? AND received_at >= ?) "
+                "RETURNING id, incident_id",
                 [
-                    iso(received_at),
-                    dedupe_key,
-                    actor,
-                    channel,
-                    incident_id,
-                    payload,
-                    reply_url,
-                    delivery,
+                    iso(received_at), dedupe_key, actor, channel, incident_id, channel, payload,
+                    reply_url, delivery, delivery, since, dedupe_key, iso(window_start),
                 ],
+            )  # fmt: skip
+            if rows:
+                return _new_id(rows[0]["id"]), rows[0]["incident_id"]
+            seen = self._db.rows(  # a repeat: which kind (rare, so asked apart)
+                "SELECT 1 FROM inbox WHERE delivery = ? AND received_at >= ? LIMIT 1",
+                [delivery, since],
             )
+            return "delivery" if seen else "double"
 
     def finish_request(self, inbox_id: int, at: datetime) -> None:
         with self.transaction():

@@ -210,18 +210,18 @@ def test_requests_journaled_together_share_one_synced_commit_and_each_gets_its_o
             for i in range(len(keys))
         ]
         threads[0].start()
-        with group._cond:
-            assert group._cond.wait_for(lambda: group._writing, timeout=5)
+        with group.queued:
+            assert group.queued.wait_for(lambda: group._writing, timeout=5)
         for thread in threads[1:]:
             thread.start()
-        with group._cond:
-            assert group._cond.wait_for(lambda: len(group._waiting) == len(keys) - 1, timeout=5)
+        with group.queued:
+            assert group.queued.wait_for(lambda: len(group._waiting) == len(keys) - 1, timeout=5)
     finally:
         store._db.lock.release()
     for thread in threads:
         thread.join(10)
     assert group.rounds == 2
-    ids = [out[i] for i in range(len(keys) - 1)]
+    ids = [out[i][0] for i in range(len(keys) - 1)]  # type: ignore[index]
     assert all(isinstance(i, int) for i in ids) and len(set(ids)) == len(ids)
     assert out[len(keys) - 1] == "double"
     other = sqlite3.connect(path)
@@ -238,8 +238,28 @@ def test_a_request_journaled_inside_a_transaction_joins_it(tmp_path):
     """(No round of its own: the caller's transaction decides, as for any other write.)"""
     store = Store(tmp_path / "bot.db")
     with pytest.raises(RuntimeError), store.transaction():
-        assert isinstance(_journal(store, "inside"), int)
+        assert isinstance(_journal(store, "inside"), tuple)
         raise RuntimeError("rolled back")
     assert store.query("SELECT COUNT(*) AS n FROM inbox")[0]["n"] == 0
     assert store._journals.rounds == 0
     store.close()
+
+
+def test_a_request_is_journaled_with_the_incident_whose_channel_it_came_from(store, catalog):
+    """The journal finds the channel's incident in its own transaction (one wait for the
+    database before the ack); a channel that is no incident's, or a request that names
+    its incident, is kept as it came."""
+    service = IncidentService(store, FakeClock(START), catalog)
+    incident = service.start("service-outage", "checkout down", "ana").incident
+    store.update_incident(incident.id, channel="CINC")
+    window = START - timedelta(seconds=5)
+
+    def journal(key: str, channel: str | None, named: int | None = None) -> object:
+        return store.journal(START, key, window, "ana", channel, named, "{}", None)
+
+    inbox_id, found = journal("a", "CINC")  # type: ignore[misc]
+    assert found == incident.id
+    assert store.request(inbox_id)["incident_id"] == incident.id  # type: ignore[index]
+    assert journal("b", "CELSEWHERE")[1] is None  # type: ignore[index]
+    assert journal("c", None)[1] is None  # type: ignore[index]
+    assert journal("d", "CELSEWHERE", named=incident.id)[1] == incident.id  # type: ignore[index]

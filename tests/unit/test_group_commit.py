@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import pytest
 
@@ -20,6 +20,7 @@ class Journal:
         self.hold = threading.Event()  # the first round waits for this (to let others queue)
         self.hold.set()
         self.fail_commit = False
+        self.lost = False  # an entry's failure ended the whole transaction (a full disk)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -31,17 +32,23 @@ class Journal:
         self.rounds.append(self.open)
         self.open = None
 
+    def intact(self) -> bool:
+        return not self.lost
+
     def write(self, work: str) -> str:
-        if work == "poison":
+        if work == "poison":  # undone alone, as the database undoes a failed statement
             raise ValueError("bad entry")
+        if work == "disk full":
+            self.lost = True
+            raise OSError("database or disk is full")
         assert self.open is not None
         self.open.append(work)
         return work.upper()
 
 
 def _lined_up(group: GroupCommit[str, str], waiting: int) -> None:
-    with group._cond:
-        assert group._cond.wait_for(lambda: len(group._waiting) == waiting, timeout=5)
+    with group.queued:
+        assert group.queued.wait_for(lambda: len(group._waiting) == waiting, timeout=5)
 
 
 def _submit_all(group: GroupCommit[str, str], works: list[str], out: dict[str, object]) -> list:
@@ -59,7 +66,7 @@ def _submit_all(group: GroupCommit[str, str], works: list[str], out: dict[str, o
 
 def test_one_caller_alone_writes_its_own_round_and_gets_its_result():
     journal = Journal()
-    group = GroupCommit(journal.batch, nullcontext, journal.write)
+    group = GroupCommit(journal.batch, journal.write, journal.intact)
     assert group.submit("a") == "A"
     assert group.submit("b") == "B"
     assert journal.rounds == [["a"], ["b"]]
@@ -67,12 +74,12 @@ def test_one_caller_alone_writes_its_own_round_and_gets_its_result():
 
 def test_callers_arriving_during_a_round_share_the_next_one():
     journal = Journal()
-    group = GroupCommit(journal.batch, nullcontext, journal.write)
+    group = GroupCommit(journal.batch, journal.write, journal.intact)
     journal.hold.clear()
     out: dict[str, object] = {}
     first = _submit_all(group, ["first"], out)
-    with group._cond:  # the first caller leads and is inside its round
-        assert group._cond.wait_for(lambda: group._writing, timeout=5)
+    with group.queued:  # the first caller leads and is inside its round
+        assert group.queued.wait_for(lambda: group._writing, timeout=5)
     rest = _submit_all(group, [f"r{i}" for i in range(20)], out)
     _lined_up(group, 20)
     journal.hold.set()
@@ -84,37 +91,42 @@ def test_callers_arriving_during_a_round_share_the_next_one():
     assert out == {work: work.upper() for work in ["first"] + [f"r{i}" for i in range(20)]}
 
 
-def test_an_entry_that_fails_fails_only_its_own_caller():
-    journal = Journal()
-    undone: list[str] = []
-
-    @contextmanager
-    def isolate() -> Iterator[None]:
-        try:
-            yield
-        except Exception:
-            undone.append("savepoint")
-            raise
-
-    group = GroupCommit(journal.batch, isolate, journal.write)
+def _second_round(journal: Journal, works: list[str]) -> dict[str, object]:
+    """`works` submitted together while a first round is being written: they share round two."""
+    group = GroupCommit(journal.batch, journal.write, journal.intact)
     journal.hold.clear()
     out: dict[str, object] = {}
     first = _submit_all(group, ["first"], out)
-    with group._cond:
-        assert group._cond.wait_for(lambda: group._writing, timeout=5)
-    rest = _submit_all(group, ["a", "poison", "b"], out)
-    _lined_up(group, 3)
+    with group.queued:
+        assert group.queued.wait_for(lambda: group._writing, timeout=5)
+    rest = _submit_all(group, works, out)
+    _lined_up(group, len(works))
     journal.hold.set()
     for thread in first + rest:
         thread.join(5)
+    return out
+
+
+def test_an_entry_that_fails_fails_only_its_own_caller():
+    journal = Journal()
+    out = _second_round(journal, ["a", "poison", "b"])
     assert isinstance(out["poison"], ValueError)
     assert (out["a"], out["b"]) == ("A", "B")
-    assert sorted(journal.rounds[1]) == ["a", "b"] and undone == ["savepoint"]
+    assert sorted(journal.rounds[1]) == ["a", "b"]
+
+
+def test_an_entry_whose_failure_ended_the_transaction_fails_the_whole_round():
+    """(SQLite may roll back the whole transaction on a full disk.) No caller of the round
+    is told its entry was written: the ones written before it were rolled back too."""
+    journal = Journal()
+    out = _second_round(journal, ["a", "disk full", "b"])
+    assert out["first"] == "FIRST" and journal.rounds == [["first"]]
+    assert all(isinstance(out[w], OSError) for w in ("a", "disk full", "b")), out
 
 
 def test_a_failed_commit_fails_every_caller_of_its_round_and_the_next_round_still_runs():
     journal = Journal()
-    group = GroupCommit(journal.batch, nullcontext, journal.write)
+    group = GroupCommit(journal.batch, journal.write, journal.intact)
     journal.fail_commit = True
     with pytest.raises(OSError, match="disk full"):
         group.submit("lost")
@@ -133,7 +145,7 @@ def test_a_round_ended_by_a_base_exception_tells_no_caller_it_was_written():
             raise KeyboardInterrupt
         return journal.write(work)
 
-    group = GroupCommit(journal.batch, nullcontext, write)
+    group = GroupCommit(journal.batch, write, journal.intact)
     journal.hold.clear()
     out: dict[str, object] = {}
 
@@ -145,8 +157,8 @@ def test_a_round_ended_by_a_base_exception_tells_no_caller_it_was_written():
 
     first = threading.Thread(target=one, args=("first",))
     first.start()
-    with group._cond:
-        assert group._cond.wait_for(lambda: group._writing, timeout=5)
+    with group.queued:
+        assert group.queued.wait_for(lambda: group._writing, timeout=5)
     rest = [threading.Thread(target=one, args=(w,)) for w in ("before", "interrupt", "after")]
     for thread in rest:
         thread.start()
