@@ -79,7 +79,10 @@ def main() -> int:
         parser.error("SLACK_API_URL must point at a fake Slack on 127.0.0.1")
     executor = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
     app = create_app(secret, executor, api_url)
-    server = BoundedHTTPServer(args.host, args.port, slack_routes(BareApp(app), secret))
+    served = BareApp(app)
+    server = BoundedHTTPServer(
+        args.host, args.port, slack_routes(served, secret), busy=served.priority.request
+    )
     server.start()
     print(f"bare bolt app: health at :{args.port}/healthz", flush=True)
     stop = threading.Event()

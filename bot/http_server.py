@@ -25,6 +25,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -96,8 +97,13 @@ class BoundedHTTPServer:
         header_deadline: float = HEADER_DEADLINE,
         request_deadline: float = REQUEST_DEADLINE,
         idle_timeout: float = IDLE_TIMEOUT,
+        busy: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         self.routes = routes
+        # around each request, from its first byte to its answer's last: background
+        # work holds back meanwhile (bot.slack.priority), also while the loop is still
+        # reading a request that no worker thread has yet
+        self.busy = busy
         self.max_connections = max_connections
         self.header_deadline = header_deadline
         self.request_deadline = request_deadline
@@ -148,25 +154,8 @@ class BoundedHTTPServer:
                     break
                 if not first:
                     break
-                try:
-                    request = await asyncio.wait_for(
-                        self._read(first, reader), self.request_deadline
-                    )
-                except TimeoutError:
-                    await self._send(writer, Response.json(408, '{"error": "too slow"}'), False)
-                    break
-                except HTTPError as refusal:
-                    body = json.dumps({"error": refusal.message})
-                    await self._send(writer, Response.json(refusal.status, body), False)
-                    await self._linger(reader, writer)
-                    break
-                if isinstance(request, Response):  # refused by its route after the headers
-                    await self._send(writer, request, False)
-                    await self._linger(reader, writer)
-                    break
-                keep_alive = request.header("connection") != "close"
-                response = await self._loop.run_in_executor(self._pool, self._handle, request)
-                await self._send(writer, response, keep_alive)
+                with self.busy():
+                    keep_alive = await self._exchange(first, reader, writer)
         except (OSError, asyncio.IncompleteReadError):
             pass  # the client went away
         except asyncio.CancelledError:
@@ -174,6 +163,29 @@ class BoundedHTTPServer:
         finally:
             self.open_connections -= 1
             writer.close()
+
+    async def _exchange(
+        self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """One request and its answer; whether the connection stays open for another."""
+        try:
+            request = await asyncio.wait_for(self._read(first, reader), self.request_deadline)
+        except TimeoutError:
+            await self._send(writer, Response.json(408, '{"error": "too slow"}'), False)
+            return False
+        except HTTPError as refusal:
+            body = json.dumps({"error": refusal.message})
+            await self._send(writer, Response.json(refusal.status, body), False)
+            await self._linger(reader, writer)
+            return False
+        if isinstance(request, Response):  # refused by its route after the headers
+            await self._send(writer, request, False)
+            await self._linger(reader, writer)
+            return False
+        keep_alive = request.header("connection") != "close"
+        response = await self._loop.run_in_executor(self._pool, self._handle, request)
+        await self._send(writer, response, keep_alive)
+        return keep_alive
 
     async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """After a refusal, read (and drop) what the client is still sending, briefly and

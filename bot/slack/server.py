@@ -92,7 +92,7 @@ def start_bot(
             alerts=running.alerts,
             webhook_token=settings.webhook_token,
         )
-        running.server = BoundedHTTPServer(host, port, served)
+        running.server = BoundedHTTPServer(host, port, served, busy=running.priority.request)
         running.server.start()
     return running
 

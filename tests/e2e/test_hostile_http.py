@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from bot.http_server import BoundedHTTPServer, Request, Response, Route
+from bot.slack.priority import RequestsFirst
 from tests.e2e.conftest import Harness, declare
 from tests.e2e.test_serve import SECRET as SERVE_SECRET
 from tests.e2e.test_serve import _env, _free_port, _wait_healthy
@@ -156,6 +157,28 @@ def test_past_the_connection_cap_a_client_is_told_at_once(tiny):
     finally:
         for conn in held:
             conn.close()
+
+
+def test_background_work_holds_back_from_a_request_s_first_byte_to_its_answer():
+    """A request counts as in flight (bot.slack.priority) while the loop still reads it,
+    before any worker thread has it: a burst being read is not a quiet moment."""
+    priority = RequestsFirst()
+    hello = Route(lambda request: Response(200, b"hello"))
+    server = BoundedHTTPServer("127.0.0.1", 0, {("GET", "/"): hello}, busy=priority.request)
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=5) as c:
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # the headers are not complete yet
+            deadline = time.monotonic() + 5
+            while priority._in_flight == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the loop reads the first byte
+            # work that may wait no longer goes on, and is told it is not quiet
+            assert priority.run(priority.pause, max_defer=0) is False
+            c.sendall(b"Connection: close\r\n\r\n")
+            assert c.recv(1000).startswith(b"HTTP/1.1 200")
+        assert priority.run(priority.pause, max_defer=5) is True  # quiet once it was answered
+    finally:
+        server.shutdown()
 
 
 def test_a_handler_that_fails_answers_500_without_the_request(caplog):
