@@ -275,7 +275,7 @@ def build_slack(
         chat,
         store=store,
         reminder_workers=REMINDER_THREADS,
-        after_change=lambda: scheduler.poke(),
+        after_change=lambda: scheduler.changed(),
         # commands and reminders stay quick; the pinned picture follows at chat.update's pace
         plan_changed=plan_redraws.mark,
         accepts_user=is_slack_user,

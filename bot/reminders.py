@@ -642,6 +642,9 @@ class ReminderScheduler:
         self._stopping = False
         self.failures = 0  # firings in a row that failed
         self.next_wake: datetime | None = None  # when the alarm rings next (wall clock)
+        self._changes = threading.Lock()  # guards the two flags below
+        self._resetting = False  # a thread is re-setting the alarm after changes
+        self._changed_since = False  # a change committed while it was at it
         self._log = Throttled(60.0, monotonic)
 
     def start(self) -> None:
@@ -696,6 +699,29 @@ class ReminderScheduler:
             self._scheduler.add_job(
                 self._run, "date", run_date=wake, id=self._job_id, misfire_grace_time=None
             )
+
+    def changed(self) -> None:
+        """After a commit that may have added, moved or ended a reminder: re-set the alarm.
+        Changes committed together (a burst of commands) share one re-setting: while one
+        thread re-reads the earliest row, the others only note that it must read again
+        once more, which sees their commits too."""
+        with self._changes:
+            if self._resetting:
+                self._changed_since = True
+                return
+            self._resetting = True
+        try:
+            while True:
+                self.poke()
+                with self._changes:
+                    if not self._changed_since:
+                        self._resetting = False  # under the lock: no change is left unread
+                        return
+                    self._changed_since = False
+        except BaseException:
+            with self._changes:
+                self._resetting = False
+            raise
 
     def backoff(self) -> timedelta:
         """How long the alarm waits after `failures` failed firings in a row."""

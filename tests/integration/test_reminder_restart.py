@@ -168,3 +168,52 @@ def test_a_database_that_cannot_be_written_backs_the_alarm_off(tmp_path, drill_c
     finally:
         scheduler.shutdown()
         store.close()
+
+
+def test_changes_committed_during_a_re_arm_share_the_next_one_and_none_is_missed(
+    tmp_path, drill_catalog
+):
+    """A burst of commands each re-set the alarm (`changed`). While one thread re-reads
+    the earliest reminder, the others only note it must read once more; that one more
+    read sees their commits: the alarm ends at the earliest row, read twice, not once per
+    caller."""
+    path, clock = tmp_path / "bot.db", FakeClock(START)
+    store, svc, reminders = _process(path, clock, drill_catalog, RecordingChat())
+    scheduler = ReminderScheduler(reminders, clock, wall=lambda: START)
+    scheduler._scheduler.start()
+    reads: list[object] = []
+    inside, release = threading.Event(), threading.Event()
+    read_due = store.next_reminder_due
+
+    def slow_first_read():
+        reads.append(threading.current_thread().name)
+        if len(reads) == 1:
+            inside.set()
+            assert release.wait(5)
+        return read_due()
+
+    store.next_reminder_due = slow_first_read  # type: ignore[method-assign]
+    try:
+        first = threading.Thread(target=scheduler.changed, name="first")
+        first.start()
+        assert inside.wait(5)  # the first re-arm is reading: no reminder exists yet
+        incident = svc.start("drill", "Checkout down", "ana").incident  # committed meanwhile
+        others = [threading.Thread(target=scheduler.changed) for _ in range(5)]
+        for thread in others:
+            thread.start()
+        for thread in others:
+            thread.join(5)  # they return at once: the reading thread reads again for them
+        assert reads == ["first"]
+        release.set()
+        first.join(5)
+        assert reads == ["first", "first"]  # one more read, by the same thread
+        # the first read found no reminder (the alarm would stay off); the one more read
+        # found the new incident's (a fake clock's alarm for later rings in an hour)
+        assert read_due() is not None and incident.id
+        assert scheduler.next_wake == START + timedelta(hours=1)
+        scheduler.changed()  # quiet again: a change reads at once, on its own thread
+        assert len(reads) == 3
+    finally:
+        release.set()
+        scheduler.shutdown()
+        store.close()
