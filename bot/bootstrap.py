@@ -45,7 +45,10 @@ if TYPE_CHECKING:  # the Slack side is imported only by build_slack: the demo ne
 
 REMINDER_THREADS = 8  # reminders due at once are posted in parallel
 LISTENER_THREADS = 16  # requests being journaled and acknowledged at once
-WORK_THREADS = 16  # incidents whose commands are being carried out at once
+WORK_THREADS = 16  # incidents whose commands are being carried out at once (PostgreSQL)
+# SQLite runs one transaction at a time, and a command is one transaction: more threads
+# than this only queue on its lock, beside the requests waiting to be acknowledged
+SQLITE_WORK_THREADS = 2
 DELIVERY_THREADS = 16  # incidents whose messages are being posted at once (Slack's pace)
 HOME_THREADS = 2  # Home tabs being published at once (a read and one views.publish each)
 OUTBOUND_THREADS = 8  # pages and event webhooks being sent at once (apart from Slack's)
@@ -286,7 +289,8 @@ def build_slack(
     handler = core.handler
     scheduler = ReminderScheduler(core.reminders, clock)
     listeners = ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener")
-    work = ThreadPoolExecutor(max_workers=WORK_THREADS, thread_name_prefix="work")
+    workers = WORK_THREADS if store.is_postgres else SQLITE_WORK_THREADS
+    work = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="work")
     deliver = ThreadPoolExecutor(max_workers=DELIVERY_THREADS, thread_name_prefix="deliver")
     send = ThreadPoolExecutor(max_workers=OUTBOUND_THREADS, thread_name_prefix="outbound")
     # state changes wait for acknowledgements only briefly; what they say may wait longer

@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from bot.priority_lock import PriorityLock
+
 Params = Sequence[Any]
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -82,7 +84,7 @@ class SQLiteDatabase:
 
     def __init__(self, path: str | Path) -> None:
         self.location = str(path)
-        self.lock = threading.RLock()
+        self.lock = PriorityLock()  # re-entrant; the journal's rounds go first
         self.conn = sqlite3.connect(
             self.location, check_same_thread=False, isolation_level=None, timeout=10
         )

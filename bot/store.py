@@ -275,7 +275,7 @@ class Store:
         """A transaction whose commit reaches the disk (SQLite: FULL for this one only;
         the others stay NORMAL, which WAL keeps consistent but may lose on power loss)."""
         assert isinstance(self._db, SQLiteDatabase)
-        with self._db.lock:
+        with self._db.lock.urgent():  # before the commands and posts waiting for the lock
             self._db.synchronous("FULL")
             try:
                 with self.transaction():

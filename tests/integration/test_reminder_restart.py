@@ -179,8 +179,8 @@ def test_changes_committed_during_a_re_arm_share_the_next_one_and_none_is_missed
     caller."""
     path, clock = tmp_path / "bot.db", FakeClock(START)
     store, svc, reminders = _process(path, clock, drill_catalog, RecordingChat())
+    # not started: its alarm (START + 1 h, long past in real time) would ring at once
     scheduler = ReminderScheduler(reminders, clock, wall=lambda: START)
-    scheduler._scheduler.start()
     reads: list[object] = []
     inside, release = threading.Event(), threading.Event()
     read_due = store.next_reminder_due
