@@ -124,8 +124,6 @@ def create_app(
                 log.exception("answering a repeated request failed")
         # "delivery": Slack (or someone) sent the same signed request again: ignored
 
-    # before `incident_command`: bolt runs the first listener that matches
-    @app.command("/incident", matchers=[_asks_for_review_form])
     def review_form(ack: Ack, command: dict[str, Any]) -> None:
         """`/incident review`: the review form, prefilled from the record. Opened at once
         (the trigger id lasts 3 s); it only reads, so nothing is journaled until it is saved."""
@@ -144,6 +142,27 @@ def create_app(
             return
         open_view(command["trigger_id"], modal)
 
+    # first: bolt tries listeners in this order, and slash commands are most of the traffic
+    @app.command("/incident")
+    def incident_command(ack: Ack, command: dict[str, Any], request: BoltRequest) -> None:
+        """Every `/incident …`: one listener, so bolt matches once per request (a second
+        listener with a matcher of its own cost more CPU than the journal)."""
+        text = command.get("text") or ""
+        if text.strip().lower() == "review":
+            review_form(ack, command)
+            return
+        if not text.strip():
+            ack()
+            modal = start_modal(handler.render, bot.catalog.all(), command["channel_id"])
+            open_view(command["trigger_id"], modal)
+            return
+        ctx = Context(
+            actor=command["user_id"],
+            channel=command["channel_id"],
+            reply_url=command.get("response_url"),
+        )
+        journaled(ack, {"text": from_slack(text)}, ctx, request)
+
     @app.view(REVIEW_FORM)
     def review_saved(
         ack: Ack, body: dict[str, Any], view: dict[str, Any], request: BoltRequest
@@ -158,21 +177,6 @@ def create_app(
         ctx = Context(actor=body["user"]["id"], channel=channel, incident_id=incident_id)
         submitted = review_submission(view["state"]["values"])
         journaled(ack, {"review": submitted}, ctx, request)
-
-    @app.command("/incident")
-    def incident_command(ack: Ack, command: dict[str, Any], request: BoltRequest) -> None:
-        text = command.get("text") or ""
-        if not text.strip():
-            ack()
-            modal = start_modal(handler.render, bot.catalog.all(), command["channel_id"])
-            open_view(command["trigger_id"], modal)
-            return
-        ctx = Context(
-            actor=command["user_id"],
-            channel=command["channel_id"],
-            reply_url=command.get("response_url"),
-        )
-        journaled(ack, {"text": from_slack(text)}, ctx, request)
 
     @app.action("accept_handoff")
     def accept_handoff(
@@ -279,10 +283,6 @@ def _delivery(request: BoltRequest) -> str | None:
 def home_tab_opened(event: dict[str, Any]) -> bool:
     """`app_home_opened` for the Home tab (not Messages or About) of a person."""
     return event.get("tab") == "home" and isinstance(event.get("user"), str)
-
-
-def _asks_for_review_form(body: dict[str, Any]) -> bool:
-    return (body.get("text") or "").strip().lower() == "review"
 
 
 def _button_context(body: dict[str, Any], incident_id: str) -> Context:
