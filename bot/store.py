@@ -193,7 +193,9 @@ class Store:
             self._db.close()
             raise
         self._journals: GroupCommit[_JournalArgs, Journaled | Literal["delivery", "double"]] = (
-            GroupCommit(self._synced_transaction, self._journal, intact=lambda: self.in_transaction)
+            GroupCommit(
+                self._synced_transaction, self._journal, intact=lambda: self._db.in_transaction
+            )
         )
 
     @property
@@ -235,6 +237,10 @@ class Store:
         connection is shared, so its own flag would tell of another thread's.)"""
         depth = getattr(self._pending, "depth", 0)
         if depth:
+            if isinstance(self._db, SQLiteDatabase) and not self._db.in_transaction:
+                # SQLite rolled the outer transaction back by itself (a full disk, an I/O
+                # error): what follows must not commit on its own, outside it
+                raise StoreError("the transaction was rolled back by the database")
             self._pending.depth = depth + 1
             try:
                 with self._db.transaction():

@@ -263,3 +263,23 @@ def test_a_request_is_journaled_with_the_incident_whose_channel_it_came_from(sto
     assert journal("b", "CELSEWHERE")[1] is None  # type: ignore[index]
     assert journal("c", None)[1] is None  # type: ignore[index]
     assert journal("d", "CELSEWHERE", named=incident.id)[1] == incident.id  # type: ignore[index]
+
+
+def test_a_transaction_sqlite_rolled_back_by_itself_is_not_carried_on_outside(tmp_path):
+    """(SQLite may roll a transaction back on a full disk or an I/O error.) What the code
+    does next inside it must fail, not commit on its own; and the journal's group commit
+    sees it, so no caller of the round is told its entry was or was not written wrongly."""
+    store = Store(tmp_path / "bot.db")
+    try:
+        with pytest.raises(StoreError, match="rolled back"), store.transaction():
+            _journal(store, "first")
+            store._db.conn.execute("ROLLBACK")  # what SQLite does by itself on such a fault
+            _journal(store, "second")
+        assert store.query("SELECT COUNT(*) AS n FROM inbox")[0]["n"] == 0
+        with store._db.lock.urgent():
+            store._db.conn.execute("BEGIN IMMEDIATE")
+            assert store._journals._intact()
+            store._db.conn.execute("ROLLBACK")
+            assert not store._journals._intact()
+    finally:
+        store.close()
