@@ -618,6 +618,9 @@ def run_until(reminders: ReminderService, clock: FakeClock, target: datetime) ->
 # --- the live driver -----------------------------------------------------------
 
 
+REARM_RETRY = 1.0  # seconds before the alarm is re-read again after that read failed
+
+
 class ReminderScheduler:
     """One APScheduler job that sleeps until the earliest pending reminder.
 
@@ -642,9 +645,13 @@ class ReminderScheduler:
         self._stopping = False
         self.failures = 0  # firings in a row that failed
         self.next_wake: datetime | None = None  # when the alarm rings next (wall clock)
-        self._changes = threading.Lock()  # guards the two flags below
-        self._resetting = False  # a thread is re-setting the alarm after changes
-        self._changed_since = False  # a change committed while it was at it
+        # changes to re-arm for: noted by the committing threads, read by one re-arming
+        # thread (started by the first change), so a command's thread never waits for it
+        self._changes = threading.Condition()
+        self._changed_since = False  # a change committed since the last read began
+        self._rearming = False  # that thread is reading (and setting the alarm) now
+        self._rearmer: threading.Thread | None = None
+        self._stop = threading.Event()
         self._log = Throttled(60.0, monotonic)
 
     def start(self) -> None:
@@ -658,6 +665,11 @@ class ReminderScheduler:
         # wait on a lock that the shutdown holds while it waits for the job.
         with self._lock:
             self._stopping = True
+        with self._changes:
+            self._stop.set()
+            self._changes.notify_all()
+        if self._rearmer is not None:
+            self._rearmer.join(timeout=10)
         if self._scheduler.running:
             # Empty the store first (this waits out a firing in progress): a date
             # job that came due while the shutdown flips the state would
@@ -701,27 +713,46 @@ class ReminderScheduler:
             )
 
     def changed(self) -> None:
-        """After a commit that may have added, moved or ended a reminder: re-set the alarm.
-        Changes committed together (a burst of commands) share one re-setting: while one
-        thread re-reads the earliest row, the others only note that it must read again
-        once more, which sees their commits too."""
+        """After a commit that may have added, moved or ended a reminder: have the alarm
+        re-set. Not on the caller's thread (a command's, which holds its incident's
+        lane): one re-arming thread reads for all the changes committed since its last
+        read began, so a burst of commands costs a read or two, not one each."""
         with self._changes:
-            if self._resetting:
-                self._changed_since = True
+            if self._stop.is_set():
                 return
-            self._resetting = True
-        try:
-            while True:
-                self.poke()
-                with self._changes:
-                    if not self._changed_since:
-                        self._resetting = False  # under the lock: no change is left unread
-                        return
-                    self._changed_since = False
-        except BaseException:
+            self._changed_since = True
+            if self._rearmer is None:
+                self._rearmer = threading.Thread(target=self._rearm_loop, name="alarm", daemon=True)
+                self._rearmer.start()
+            self._changes.notify_all()
+
+    def settled(self, timeout: float) -> bool:
+        """Wait until every change noted so far has been read (tests, shutdown)."""
+        with self._changes:
+            return self._changes.wait_for(
+                lambda: not self._changed_since and not self._rearming, timeout
+            )
+
+    def _rearm_loop(self) -> None:
+        while True:
             with self._changes:
-                self._resetting = False
-            raise
+                self._changes.wait_for(lambda: self._changed_since or self._stop.is_set())
+                if self._stop.is_set():
+                    return
+                self._changed_since, self._rearming = False, True
+            failed = False
+            try:
+                self.poke()
+            except Exception:  # the database cannot be read: try again, never give up
+                failed = True
+                if self._log.due():
+                    log.exception("re-arming the reminder alarm failed; trying again in 1 s")
+            with self._changes:
+                self._rearming = False
+                self._changed_since = self._changed_since or failed
+                self._changes.notify_all()
+            if failed:
+                self._stop.wait(REARM_RETRY)
 
     def backoff(self) -> timedelta:
         """How long the alarm waits after `failures` failed firings in a row."""

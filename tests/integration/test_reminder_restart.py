@@ -173,15 +173,15 @@ def test_a_database_that_cannot_be_written_backs_the_alarm_off(tmp_path, drill_c
 def test_changes_committed_during_a_re_arm_share_the_next_one_and_none_is_missed(
     tmp_path, drill_catalog
 ):
-    """A burst of commands each re-set the alarm (`changed`). While one thread re-reads
-    the earliest reminder, the others only note it must read once more; that one more
-    read sees their commits: the alarm ends at the earliest row, read twice, not once per
-    caller."""
+    """A burst of commands each ask for the alarm to be re-set (`changed`). They return at
+    once (a command's thread holds its incident's lane); one re-arming thread reads the
+    earliest reminder, and once more for all the changes committed while it read, which
+    sees their commits: two reads for six changes, the alarm set for the new row."""
     path, clock = tmp_path / "bot.db", FakeClock(START)
     store, svc, reminders = _process(path, clock, drill_catalog, RecordingChat())
     # not started: its alarm (START + 1 h, long past in real time) would ring at once
     scheduler = ReminderScheduler(reminders, clock, wall=lambda: START)
-    reads: list[object] = []
+    reads: list[str] = []
     inside, release = threading.Event(), threading.Event()
     read_due = store.next_reminder_due
 
@@ -194,26 +194,46 @@ def test_changes_committed_during_a_re_arm_share_the_next_one_and_none_is_missed
 
     store.next_reminder_due = slow_first_read  # type: ignore[method-assign]
     try:
-        first = threading.Thread(target=scheduler.changed, name="first")
-        first.start()
-        assert inside.wait(5)  # the first re-arm is reading: no reminder exists yet
+        scheduler.changed()  # returns at once: the re-arming thread reads
+        assert inside.wait(5)  # it is reading: no reminder exists yet
         incident = svc.start("drill", "Checkout down", "ana").incident  # committed meanwhile
-        others = [threading.Thread(target=scheduler.changed) for _ in range(5)]
-        for thread in others:
-            thread.start()
-        for thread in others:
-            thread.join(5)  # they return at once: the reading thread reads again for them
-        assert reads == ["first"]
+        for _ in range(5):
+            scheduler.changed()  # the burst: each returns at once
+        assert reads == ["alarm"] and not scheduler.settled(0)
         release.set()
-        first.join(5)
-        assert reads == ["first", "first"]  # one more read, by the same thread
+        assert scheduler.settled(5)
+        assert reads == ["alarm", "alarm"]  # one more read, for all five
         # the first read found no reminder (the alarm would stay off); the one more read
         # found the new incident's (a fake clock's alarm for later rings in an hour)
         assert read_due() is not None and incident.id
         assert scheduler.next_wake == START + timedelta(hours=1)
-        scheduler.changed()  # quiet again: a change reads at once, on its own thread
-        assert len(reads) == 3
     finally:
         release.set()
+        scheduler.shutdown()
+        store.close()
+
+
+def test_a_re_arm_that_fails_is_tried_again(tmp_path, drill_catalog, caplog):
+    """The callers have returned, trusting the re-arm: a read that fails (the database is
+    locked, say) is tried again until it works, and said once."""
+    path, clock = tmp_path / "bot.db", FakeClock(START)
+    store, svc, reminders = _process(path, clock, drill_catalog, RecordingChat())
+    scheduler = ReminderScheduler(reminders, clock, wall=lambda: START)
+    read_due = store.next_reminder_due
+    failures = [sqlite3.OperationalError("database is locked")]
+
+    def flaky():
+        if failures:
+            raise failures.pop()
+        return read_due()
+
+    store.next_reminder_due = flaky  # type: ignore[method-assign]
+    try:
+        svc.start("drill", "Checkout down", "ana")
+        scheduler.changed()
+        assert scheduler.settled(10)
+        assert scheduler.next_wake == START + timedelta(hours=1) and not failures
+        assert caplog.text.count("re-arming the reminder alarm failed") == 1
+    finally:
         scheduler.shutdown()
         store.close()
