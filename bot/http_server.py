@@ -25,7 +25,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -100,9 +100,9 @@ class BoundedHTTPServer:
         busy: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         self.routes = routes
-        # around each request, from its first byte to its answer's last: background
-        # work holds back meanwhile (bot.slack.priority), also while the loop is still
-        # reading a request that no worker thread has yet
+        # around each request, from when its headers pass their route's check to its
+        # answer's last byte: background work holds back meanwhile (bot.slack.priority),
+        # also while the loop is still reading a request that no worker thread has yet
         self.busy = busy
         self.max_connections = max_connections
         self.header_deadline = header_deadline
@@ -154,8 +154,7 @@ class BoundedHTTPServer:
                     break
                 if not first:
                     break
-                with self.busy():
-                    keep_alive = await self._exchange(first, reader, writer)
+                keep_alive = await self._exchange(first, reader, writer)
         except (OSError, asyncio.IncompleteReadError):
             pass  # the client went away
         except asyncio.CancelledError:
@@ -168,24 +167,30 @@ class BoundedHTTPServer:
         self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         """One request and its answer; whether the connection stays open for another."""
-        try:
-            request = await asyncio.wait_for(self._read(first, reader), self.request_deadline)
-        except TimeoutError:
-            await self._send(writer, Response.json(408, '{"error": "too slow"}'), False)
-            return False
-        except HTTPError as refusal:
-            body = json.dumps({"error": refusal.message})
-            await self._send(writer, Response.json(refusal.status, body), False)
-            await self._linger(reader, writer)
-            return False
-        if isinstance(request, Response):  # refused by its route after the headers
-            await self._send(writer, request, False)
-            await self._linger(reader, writer)
-            return False
-        keep_alive = request.header("connection") != "close"
-        response = await self._loop.run_in_executor(self._pool, self._handle, request)
-        await self._send(writer, response, keep_alive)
-        return keep_alive
+        with ExitStack() as counted:  # `busy` from when its headers pass their route's check
+            try:
+                request = await asyncio.wait_for(
+                    self._read(first, reader, counted), self.request_deadline
+                )
+            except TimeoutError:
+                counted.close()
+                await self._send(writer, Response.json(408, '{"error": "too slow"}'), False)
+                return False
+            except HTTPError as refusal:
+                counted.close()
+                body = json.dumps({"error": refusal.message})
+                await self._send(writer, Response.json(refusal.status, body), False)
+                await self._linger(reader, writer)
+                return False
+            if isinstance(request, Response):  # refused by its route after the headers
+                counted.close()
+                await self._send(writer, request, False)
+                await self._linger(reader, writer)
+                return False
+            keep_alive = request.header("connection") != "close"
+            response = await self._loop.run_in_executor(self._pool, self._handle, request)
+            await self._send(writer, response, keep_alive)
+            return keep_alive
 
     async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """After a refusal, read (and drop) what the client is still sending, briefly and
@@ -201,7 +206,9 @@ class BoundedHTTPServer:
         except (TimeoutError, OSError):  # the client already went away
             pass
 
-    async def _read(self, first: bytes, reader: asyncio.StreamReader) -> Request | Response:
+    async def _read(
+        self, first: bytes, reader: asyncio.StreamReader, counted: ExitStack
+    ) -> Request | Response:
         try:
             rest = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.header_deadline)
         except asyncio.LimitOverrunError:
@@ -228,6 +235,9 @@ class BoundedHTTPServer:
         refusal = route.check(request)
         if refusal is not None:
             return refusal
+        # a request (e.g. signed, fresh) is arriving: background work holds back from now
+        # on; not for a client that stalls before this, which must not hold it back
+        counted.enter_context(self.busy())
         body = await reader.readexactly(length) if length else b""
         request = Request(method, path, query, headers, body)
         return route.verify(request) or request

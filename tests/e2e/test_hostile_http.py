@@ -159,24 +159,39 @@ def test_past_the_connection_cap_a_client_is_told_at_once(tiny):
             conn.close()
 
 
-def test_background_work_holds_back_from_a_request_s_first_byte_to_its_answer():
-    """A request counts as in flight (bot.slack.priority) while the loop still reads it,
-    before any worker thread has it: a burst being read is not a quiet moment."""
+def test_background_work_holds_back_while_a_request_arrives_but_not_for_a_stalled_client():
+    """A request counts as in flight (bot.slack.priority) from when its headers pass their
+    route's check, while the loop still reads its body, before any worker thread has it:
+    a burst being read is not a quiet moment. A client stalled before that (one byte,
+    unsigned headers) holds nothing back."""
     priority = RequestsFirst()
-    hello = Route(lambda request: Response(200, b"hello"))
-    server = BoundedHTTPServer("127.0.0.1", 0, {("GET", "/"): hello}, busy=priority.request)
+
+    def signed(request: Request) -> Response | None:
+        ok = request.header("x-signed") == "yes"
+        return None if ok else Response.json(401, '{"error": "not signed"}')
+
+    hello = Route(lambda request: Response(200, b"hello"), max_body=100, check=signed)
+    server = BoundedHTTPServer("127.0.0.1", 0, {("POST", "/"): hello}, busy=priority.request)
     server.start()
+    port = server.server_address[1]
     try:
-        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=5) as c:
-            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # the headers are not complete yet
-            deadline = time.monotonic() + 5
-            while priority._in_flight == 0 and time.monotonic() < deadline:
-                time.sleep(0.01)  # the loop reads the first byte
-            # work that may wait no longer goes on, and is told it is not quiet
-            assert priority.run(priority.pause, max_defer=0) is False
-            c.sendall(b"Connection: close\r\n\r\n")
-            assert c.recv(1000).startswith(b"HTTP/1.1 200")
-        assert priority.run(priority.pause, max_defer=5) is True  # quiet once it was answered
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as stalled:
+            stalled.sendall(b"P")  # and nothing more
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                head = b"POST / HTTP/1.1\r\nX-Signed: yes\r\nContent-Length: 5\r\n"
+                c.sendall(head + b"Connection: close\r\n\r\nhe")  # the body is not all here
+                deadline = time.monotonic() + 5
+                while priority._in_flight == 0 and time.monotonic() < deadline:
+                    time.sleep(0.01)  # the loop reads the headers
+                # work that may wait no longer goes on, and is told it is not quiet
+                assert priority.run(priority.pause, max_defer=0) is False
+                c.sendall(b"llo")
+                assert c.recv(1000).startswith(b"HTTP/1.1 200")
+            # answered: quiet again although the stalled client is still connected
+            assert priority.run(priority.pause, max_defer=5) is True
+            assert priority._in_flight == 0
+        assert _raw(port, b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")[0] == 401
+        assert priority._in_flight == 0  # a refusal is not counted while it lingers
     finally:
         server.shutdown()
 
