@@ -29,16 +29,21 @@ class PriorityLock:
             if self._owner == me:
                 self._depth += 1
                 return
-            if urgent:
-                self._urgent_waiting += 1
-                try:
-                    while self._owner is not None:
-                        self._urgent.wait()
-                finally:
-                    self._urgent_waiting -= 1
-            else:
-                while self._owner is not None or self._urgent_waiting:
-                    self._normal.wait()
+            try:
+                if urgent:
+                    self._urgent_waiting += 1
+                    try:
+                        while self._owner is not None:
+                            self._urgent.wait()
+                    finally:
+                        self._urgent_waiting -= 1
+                else:
+                    while self._owner is not None or self._urgent_waiting:
+                        self._normal.wait()
+            except BaseException:  # interrupted (Ctrl-C) after being woken: wake the next
+                if self._owner is None:
+                    self._wake_next()
+                raise
             self._owner, self._depth = me, 1
 
     def release(self) -> None:
@@ -49,10 +54,14 @@ class PriorityLock:
             if self._depth:
                 return
             self._owner = None
-            if self._urgent_waiting:
-                self._urgent.notify()
-            else:
-                self._normal.notify()
+            self._wake_next()
+
+    def _wake_next(self) -> None:
+        """(Holding the guard, the lock free.) An urgent waiter if any, else another."""
+        if self._urgent_waiting:
+            self._urgent.notify()
+        else:
+            self._normal.notify()
 
     def __enter__(self) -> PriorityLock:
         self.acquire()
