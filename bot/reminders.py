@@ -727,7 +727,7 @@ class ReminderScheduler:
             self._changes.notify_all()
 
     def settled(self, timeout: float) -> bool:
-        """Wait until every change noted so far has been read (tests, shutdown)."""
+        """Wait until every change noted so far has been read (for tests)."""
         with self._changes:
             return self._changes.wait_for(
                 lambda: not self._changed_since and not self._rearming, timeout

@@ -27,7 +27,6 @@ from slack_bolt import App, BoltRequest
 from bot.alerts import MAX_BODY as MAX_HOOK_BODY
 from bot.hooks import AlertIntake
 from bot.http_server import Request, Response, Route
-from bot.slack.priority import RequestsFirst
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
@@ -37,11 +36,11 @@ SIGNATURE_WINDOW = 300  # seconds: Slack's replay window for a signed request
 
 
 class Served(Protocol):
-    """What the HTTP port serves: a bolt app, its health, and who goes first."""
+    """What the HTTP port serves: a bolt app and its health. (Who goes first is counted
+    by the server around each request: `BoundedHTTPServer(busy=RequestsFirst.request)`.)"""
 
     app: App
     events_over_http: bool
-    priority: RequestsFirst
 
     def healthy(self) -> dict[str, str]: ...
 
@@ -133,11 +132,9 @@ def _events(served: Served, request: Request) -> Response:
     except UnicodeDecodeError:
         return Response.json(400, '{"error": "the body is not UTF-8"}')
     headers: dict[str, str | list[str]] = {k: [v] for k, v in request.headers.items()}
-    # from here until the answer is ready, background work lets this go first
-    with served.priority.request():
-        answer = served.app.dispatch(
-            BoltRequest(body=body, query=request.query, headers=headers)  # type: ignore[arg-type]
-        )
+    answer = served.app.dispatch(
+        BoltRequest(body=body, query=request.query, headers=headers)  # type: ignore[arg-type]
+    )
     out = [(name, value) for name, values in answer.headers.items() for value in values]
     out = [(n, v) for n, v in out if n.lower() not in ("content-length", "connection")]
     payload = answer.body.encode("utf-8") if isinstance(answer.body, str) else b""
