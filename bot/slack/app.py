@@ -64,6 +64,7 @@ def create_app(
     afterwards, one at a time per incident; `home` publishes Home tabs (none: not shown)."""
     logging.getLogger("slack_bolt.App").addFilter(_SAME_TOKEN)  # once: addFilter skips repeats
     app = App(
+        name="incident-bot",  # else bolt reads the whole call stack to name it (~25 ms)
         client=client,
         listener_executor=executor,  # ours, so shutdown can wait for what is in flight
         signing_secret=signing_secret or "",
