@@ -225,6 +225,9 @@ class TemplateLimits:
     memory: int = 512 * 1024 * 1024  # bytes of address space of the worker
 
 
+LIMITS = TemplateLimits()  # what a review is rendered within unless told otherwise
+
+
 def render_review(
     store: Store,
     incident_id: int,
@@ -232,20 +235,21 @@ def render_review(
     template: Path | None = None,
     tz: str = "UTC",
     runbooks: Path | None = None,
-    limits: TemplateLimits = TemplateLimits(),
+    limits: TemplateLimits | None = None,
     chart: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> Review:
     """Render the postmortem; a custom template that fails gives way to the built-in one.
 
     `template` is the operator's (INCIDENT_BOT_POSTMORTEM_TEMPLATE), else the runbook's
     `postmortem.template`, a file inside `runbooks` (the runbook folder). A custom
-    template renders in a worker process within `limits`; whatever it does, this returns
-    within about `limits.seconds` and never raises because of it. `chart` gets the
-    compiled figures and returns the chart file to link (or None).
+    template renders in a worker process within `limits` (default `LIMITS`); whatever it
+    does, this returns within about `limits.seconds` and never raises because of it.
+    `chart` gets the compiled figures and returns the chart file to link (or None).
     """
     incident = store.incident(incident_id)
     if incident is None:
         raise LookupError(f"there is no incident INC-{incident_id}")
+    limits = limits or LIMITS
     lang = review_language(incident, language)
     context = compile_review(store, incident, lang, tz)
     context["chart"] = chart(context) if chart else None
@@ -299,7 +303,7 @@ def worker_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _render_custom(
-    root: Path, name: str, context: dict[str, Any], limits: TemplateLimits = TemplateLimits()
+    root: Path, name: str, context: dict[str, Any], limits: TemplateLimits = LIMITS
 ) -> str:
     """Render `root/name` in `python -m bot.template_worker`; any failure is a TemplateProblem
     of one line. The worker is killed once `limits.seconds` have passed."""

@@ -23,6 +23,7 @@ from tests.conftest import START, RecordingChat
 from tests.e2e.conftest import until
 from tests.e2e.test_serve import _env, _free_port, _wait_healthy
 from tests.fakeslack import FakeSlack
+from tests.unpaced import BOT
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ class Serve:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--http", "--port", str(self.port)],
+            [*BOT, "serve", "--http", "--port", str(self.port)],  # Slack's pace: not the subject
             env=_env(
                 folder,
                 fake,

@@ -1,4 +1,7 @@
-"""Issue 3's acceptance run: a drill at speed 300, SIGKILL mid-phase, restart on the same database.
+"""Issue 3's acceptance run: a drill, SIGKILL mid-phase, restart on the same database.
+
+Issue 3 ran it at speed 300; here it runs at 900 (a 15-minute reminder every real second),
+the same scenario in a third of the time.
 
 Downtime is simulated by moving the stored clock origin back (what a real
 pause does to the scaled clock), so the test never sleeps to wait for time.
@@ -19,12 +22,13 @@ from datetime import datetime, timedelta
 import pytest
 
 REMINDER = "⏰"
+SPEED = 900  # bot minutes per real minute
 
 
 class Drill:
     def __init__(self, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "drill", "service-outage", "--speed", "300"],
+            [sys.executable, "-m", "bot", "drill", "service-outage", "--speed", str(SPEED)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -87,11 +91,12 @@ def test_killed_drill_resumes_with_one_catch_up_and_keeps_the_cadence(tmp_path):
 
     first = Drill(env)
     first.wait_for("declared")
-    first.wait_for(REMINDER)  # 15 bot minutes = 3 real seconds
+    first.wait_for(REMINDER)  # 15 bot minutes = 1 real second
     first.kill()
     assert _phase_reminders(db) == [1]
 
-    _shift_clock_origin(db, real_seconds=7)  # down across the 30m and 45m slots
+    # down for 35 bot minutes: across the 30m and 45m slots
+    _shift_clock_origin(db, real_seconds=35 * 60 / SPEED)
     second = Drill(env)
     second.wait_for("Resuming INC-1")
     catch_up = second.wait_for(REMINDER)

@@ -285,7 +285,7 @@ def _health(bot: Bot) -> tuple[int, dict]:
 def test_a_database_that_cannot_be_written_is_said_not_hidden(tmp_path, fake):
     """Disk full or read-only (here: no write may land, RLIMIT_FSIZE of 1 byte): /healthz says
     so, a command is answered at once, the reminder alarm backs off; all well once it passes."""
-    bot = Bot(tmp_path, fake, INCIDENT_BOT_CLOCK_SPEED="300")  # a reminder every 3 s
+    bot = Bot(tmp_path, fake, INCIDENT_BOT_CLOCK_SPEED="900")  # a reminder every second
     try:
         (channel,) = _declare(bot, fake, ["Disk full"])
         assert _health(bot)[0] == 200

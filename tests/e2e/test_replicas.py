@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.test_order import Bot
 from tests.fakeslack import FakeSlack
 
-# a phase reminder every bot minute: at clock speed 30, every 2 real seconds
+# a phase reminder every bot minute: at clock speed 90, every 2/3 of a real second
 RUNBOOK = """
 id: replica
 name: Replica drill
@@ -78,7 +78,7 @@ def test_two_replicas_share_the_work_and_one_carries_on_when_the_other_dies(
     (runbooks / "replica.yaml").write_text(RUNBOOK, encoding="utf-8")
     env = {
         "INCIDENT_BOT_DB": postgres_url,
-        "INCIDENT_BOT_CLOCK_SPEED": "30",
+        "INCIDENT_BOT_CLOCK_SPEED": "90",
         "INCIDENT_BOT_RUNBOOKS": str(runbooks),
     }
     for name in ("a", "b"):

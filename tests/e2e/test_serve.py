@@ -54,7 +54,7 @@ def test_serve_http_runs_an_incident_with_live_reminders(tmp_path, fake):
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--http", "--port", str(port)],
-        env=_env(tmp_path, fake),
+        env=_env(tmp_path, fake, INCIDENT_BOT_CLOCK_SPEED="900"),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -71,7 +71,7 @@ def test_serve_http_runs_an_incident_with_live_reminders(tmp_path, fake):
         (created,) = fake.wait_for("conversations.create")
         channel = created.response["channel"]["id"]
         fake.wait_for("pins.add")
-        # 15 bot minutes at speed 300 are 3 real seconds: the live scheduler posts the reminder
+        # 15 bot minutes at speed 900 are 1 real second: the live scheduler posts the reminder
         fake.wait_for(
             "chat.postMessage",
             lambda c: (
