@@ -302,9 +302,7 @@ def worker_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _render_custom(
-    root: Path, name: str, context: dict[str, Any], limits: TemplateLimits = LIMITS
-) -> str:
+def _render_custom(root: Path, name: str, context: dict[str, Any], limits: TemplateLimits) -> str:
     """Render `root/name` in `python -m bot.template_worker`; any failure is a TemplateProblem
     of one line. The worker is killed once `limits.seconds` have passed."""
     label = str(root / name)

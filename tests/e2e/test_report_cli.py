@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -68,13 +67,6 @@ def _report(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@dataclass(frozen=True)
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 @pytest.fixture
 def report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     """`incident-bot report ARGS` through the CLI's own `main` in this process, with the
@@ -86,14 +78,15 @@ def report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
     monkeypatch.setenv("INCIDENT_BOT_DRILL_DB", str(tmp_path / "drill.db"))
     monkeypatch.chdir(tmp_path)
 
-    def run(*args: str) -> Ran:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
         capsys.readouterr()
+        argv = ["report", *args]
         try:
-            code = main(["report", *args])
+            code = main(argv)
         except SystemExit as exit:  # argparse refusing the arguments
             code = int(exit.code or 0)
         out, err = capsys.readouterr()
-        return Ran(code, out, err)
+        return subprocess.CompletedProcess(argv, code, out, err)
 
     return run
 
