@@ -11,7 +11,8 @@ lock (SQLite serialises writers anyway); a transaction is `BEGIN IMMEDIATE`, so
 the reads that decide a command happen under the write lock. WAL, foreign keys.
 
 PostgreSQL (psycopg 3 and its pool): a connection per transaction, held by the
-thread for its duration. Replicas share the database, so what SQLite's single
+thread for its duration; the journal has a small pool of its own, and writes a
+round of requests in one round trip (`rows_in_one_trip`). Replicas share the database, so what SQLite's single
 writer gives for free is asked for explicitly: `lock` takes a row lock
 (`FOR UPDATE`), `skip_locked` lets replicas claim disjoint rows.
 """
@@ -23,7 +24,7 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -170,6 +171,7 @@ def _pg(sql: str) -> str:
 class PostgresDatabase:
     dialect: Dialect = "postgresql"
     POOL_MAX = 24  # commands, deliveries, reminders and listeners at once, with room
+    URGENT_POOL_MAX = 2  # one journal round at a time, and one spare
 
     def __init__(self, url: str) -> None:
         from psycopg.rows import dict_row
@@ -181,18 +183,26 @@ class PostgresDatabase:
         def configure(conn: Any) -> None:
             conn.autocommit = True  # transactions are explicit: conn.transaction()
 
-        try:
-            self.pool = ConnectionPool(
+        def pool(size: int) -> ConnectionPool[Any]:
+            return ConnectionPool(
                 url,
                 min_size=1,
-                max_size=self.POOL_MAX,
+                max_size=size,
                 kwargs={"row_factory": dict_row, "connect_timeout": 5},
                 configure=configure,
                 open=True,
                 timeout=10,
             )
+
+        try:
+            self.pool = pool(self.POOL_MAX)
             self.pool.wait(timeout=10)
+            # the journal's own (`rows_in_one_trip`): background work holding every
+            # connection of the main pool never makes an acknowledgement wait for one
+            self.urgent_pool = pool(self.URGENT_POOL_MAX)
+            self.urgent_pool.wait(timeout=10)
         except Exception as exc:
+            self.close()
             raise DatabaseUnavailable(f"cannot connect to {_redact(url)}: {exc}") from None
 
     @property
@@ -269,12 +279,34 @@ class PostgresDatabase:
         with self._connection() as conn, conn.cursor() as cursor:
             cursor.executemany(_pg(sql), params)
 
+    def rows_in_one_trip(self, statements: list[tuple[str, Params]]) -> list[list[dict[str, Any]]]:
+        """Several statements as one transaction in a single round trip, outside any other
+        transaction and on the urgent pool (the journal): BEGIN, the statements and COMMIT
+        are pipelined and answered together, so the thread waits for the server once, not
+        once per statement (each such wait is also a wait to win Python's lock back from
+        busy threads). Each statement's rows, in order. When one fails, the server skips
+        the rest and nothing is committed; its error is raised here."""
+        assert not self.in_transaction, "rows_in_one_trip is a transaction of its own"
+        with self.urgent_pool.connection() as conn:
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    cursors = [conn.execute(_pg(sql), params) for sql, params in statements]
+                    conn.execute("COMMIT")
+            except BaseException:
+                with suppress(Exception):  # (a lost connection: the pool drops it)
+                    conn.rollback()  # an aborted transaction never goes back to the pool
+                raise
+            return [list(c.fetchall()) if c.description else [] for c in cursors]
+
     def ddl(self, sql: str) -> None:
         with self._connection() as conn:
             conn.execute(ddl_for(self.dialect, sql))
 
     def close(self) -> None:
-        self.pool.close()
+        for pool in (getattr(self, "pool", None), getattr(self, "urgent_pool", None)):
+            if pool is not None:
+                pool.close()
 
 
 def _redact(url: str) -> str:

@@ -8,6 +8,10 @@ first caller to find no write in progress becomes the leader: it writes every
 entry waiting at that moment in one transaction, syncs once, and hands each
 caller its own result. Callers that arrive meanwhile wait for the next round.
 One caller alone pays what it paid before, nothing more.
+
+On PostgreSQL the wait is the round trip, not the disk: each statement a thread
+waits for is also a wait to win Python's lock back from the busy threads, so a
+round goes out as one pipelined transaction (`Store._journal_round`).
 """
 
 from __future__ import annotations
@@ -31,21 +35,12 @@ class _Entry(Generic[T, R]):
 
 
 class GroupCommit(Generic[T, R]):
-    """`batch()` opens the shared transaction (and makes its commit durable); `each(work)`
-    writes one entry inside it, as one statement, which the database undoes alone when
-    it fails: an entry that fails fails only its own caller. Unless the failure ended
-    the shared transaction (`intact()` says False: SQLite may roll it all back on a full
-    disk, say): then, as for a failed commit, every caller of the round fails."""
+    """`write(works)` writes one round, durably, as one transaction: each entry's result,
+    or the error that failed that entry alone, in order; raising fails every caller of
+    the round (its commit, or its sync, failed: none of them is written)."""
 
-    def __init__(
-        self,
-        batch: Callable[[], AbstractContextManager[object]],
-        each: Callable[[T], R],
-        intact: Callable[[], bool],
-    ) -> None:
-        self._batch = batch
-        self._each = each
-        self._intact = intact
+    def __init__(self, write: Callable[[list[T]], list[R | Exception]]) -> None:
+        self._write_round = write
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # callers wait here for their round
         # who watches the line (tests) waits here, woken as callers join it or a round
@@ -54,6 +49,34 @@ class GroupCommit(Generic[T, R]):
         self._waiting: list[_Entry[T, R]] = []
         self._writing = False
         self.rounds = 0  # transactions written (tests and benchmarks read it)
+
+    @classmethod
+    def in_one_transaction(
+        cls,
+        batch: Callable[[], AbstractContextManager[object]],
+        each: Callable[[T], R],
+        intact: Callable[[], bool],
+    ) -> GroupCommit[T, R]:
+        """Rounds written entry by entry: `batch()` opens the shared transaction (and makes
+        its commit durable); `each(work)` writes one entry inside it, as one statement,
+        which the database undoes alone when it fails (SQLite): an entry that fails fails
+        only its own caller. Unless the failure ended the shared transaction (`intact()`
+        says False: SQLite may roll it all back on a full disk, say): then, as for a failed
+        commit, every caller of the round fails."""
+
+        def write(works: list[T]) -> list[R | Exception]:
+            results: list[R | Exception] = []
+            with batch():
+                for work in works:
+                    try:
+                        results.append(each(work))
+                    except Exception as exc:  # this entry only: its statement was undone
+                        if not intact():
+                            raise
+                        results.append(exc)
+            return results
+
+        return cls(write)
 
     def submit(self, work: T) -> R:
         """Write `work` durably, possibly in one transaction with others; its result, or
@@ -89,16 +112,15 @@ class GroupCommit(Generic[T, R]):
 
     def _write(self, batch: list[_Entry[T, R]]) -> None:
         try:
-            with self._batch():
-                for entry in batch:
-                    try:
-                        entry.result = self._each(entry.work)
-                    except Exception as exc:  # this entry only: its statement was undone
-                        if not self._intact():
-                            raise
-                        entry.error = exc
+            results = self._write_round([entry.work for entry in batch])
         except Exception as exc:  # the commit or the sync failed: none of them is written
             for entry in batch:
                 entry.result, entry.error = None, exc
             return
+        assert len(results) == len(batch), "a round answers for each of its entries"
+        for entry, result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                entry.error = result
+            else:
+                entry.result = result
         self.rounds += 1

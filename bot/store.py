@@ -27,6 +27,7 @@ from bot.clock import iso, parse_iso
 from bot.database import (
     Database,
     DatabaseUnavailable,
+    Params,
     PostgresDatabase,
     SQLiteDatabase,
     is_postgres,
@@ -165,6 +166,40 @@ _JournalArgs = tuple[
     datetime | None,
 ]  # fmt: skip
 Journaled = tuple[int, int | None]  # an inbox id and the incident the request addresses
+# what Store.journal answers: the request journaled, or why it is a repeat
+JournalResult = Journaled | Literal["delivery", "double"]
+# PostgreSQL: the journal's keys, each checked by one transaction at a time across
+# replicas; taken in sorted order (the server calls the locking function after the sort)
+_JOURNAL_LOCK = (
+    "SELECT pg_advisory_xact_lock(h) FROM "
+    "(SELECT DISTINCT hashtext(k) AS h FROM unnest(?::text[]) AS k) AS keys ORDER BY h"
+)
+# one statement: this runs before every acknowledgement. A repeat inserts nothing: the
+# same delivery since the signature window (or ever: the unique key), or the same key
+# since the repeat window
+_JOURNAL_INSERT = (
+    "INSERT INTO inbox (received_at, dedupe_key, actor, channel, incident_id, "
+    "payload, reply_url, delivery) "
+    "SELECT ?, ?, ?, ?, COALESCE(?, (SELECT id FROM incidents WHERE channel = ? "
+    "ORDER BY id DESC LIMIT 1)), ?, ?, ? "
+    "WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE delivery = ? AND received_at >= ?) "
+    "AND NOT EXISTS (SELECT 1 FROM inbox WHERE dedupe_key = ? AND received_at >= ?) "
+    "ON CONFLICT DO NOTHING RETURNING id, incident_id"
+)
+
+
+def _journal_params(args: _JournalArgs) -> list[Any]:
+    (
+        received_at, dedupe_key, window_start, actor, channel, incident_id, payload,
+        reply_url, delivery, delivery_since,
+    ) = args  # fmt: skip
+    since = iso(delivery_since or window_start)
+    return [
+        iso(received_at), dedupe_key, actor, channel, incident_id, channel, payload,
+        reply_url, delivery, delivery, since, dedupe_key, iso(window_start),
+    ]  # fmt: skip
+
+
 _APP_ID = 0x1D3B07  # marks a SQLite file as this bot's database (PRAGMA application_id)
 LEASE = timedelta(minutes=5)  # a row `sending` this long was left by a replica that died
 _INCIDENT_COLUMNS = frozenset(
@@ -192,9 +227,11 @@ class Store:
         except StoreError:
             self._db.close()
             raise
-        self._journals: GroupCommit[_JournalArgs, Journaled | Literal["delivery", "double"]] = (
-            GroupCommit(
-                self._synced_transaction, self._journal, intact=lambda: self._db.in_transaction
+        self._journals: GroupCommit[_JournalArgs, JournalResult] = (
+            GroupCommit(self._journal_round)
+            if self.is_postgres
+            else GroupCommit.in_one_transaction(
+                self._synced_transaction, self._journal, intact=self._journal_intact
             )
         )
 
@@ -752,7 +789,7 @@ class Store:
         reply_url: str | None,
         delivery: str | None = None,
         delivery_since: datetime | None = None,
-    ) -> Journaled | Literal["delivery", "double"]:
+    ) -> JournalResult:
         """Record a request, durably (synced to disk) before it is acknowledged; returns its
         id and its incident (`incident_id`, or else the incident whose channel is `channel`,
         found in the same transaction: no second wait for the database before the ack), or
@@ -764,47 +801,56 @@ class Store:
             received_at, dedupe_key, window_start, actor, channel, incident_id, payload,
             reply_url, delivery, delivery_since,
         )  # fmt: skip
-        if isinstance(self._db, SQLiteDatabase) and not self.in_transaction:
-            return self._journals.submit(args)  # with the requests in flight: one sync
-        try:
+        if self.in_transaction:  # the caller's transaction decides, as for any other write
             return self._journal(args)
-        except Exception as exc:
-            if "inbox_delivery" in str(exc):  # another replica journaled this delivery
-                return "delivery"
-            raise
+        return self._journals.submit(args)  # with the requests in flight: one commit
 
-    def _journal(self, args: _JournalArgs) -> Journaled | Literal["delivery", "double"]:
-        """`journal`, given its arguments as one tuple (what the group commit queues)."""
-        (
-            received_at, dedupe_key, window_start, actor, channel, incident_id, payload,
-            reply_url, delivery, delivery_since,
-        ) = args  # fmt: skip
-        since = iso(delivery_since or window_start)
-        with self.transaction():
+    def _journal(self, args: _JournalArgs) -> JournalResult:
+        """`journal`, given its arguments as one tuple, inside a transaction: one entry of
+        SQLite's group commit (one statement, which SQLite undoes alone when it fails)."""
+        with self.transaction():  # joins it (and fails if SQLite ended it by itself)
             if self.is_postgres:  # replicas: the same key is checked by one at a time
-                self._db.rows("SELECT pg_advisory_xact_lock(hashtext(?))", [dedupe_key])
-            # one statement: this runs before every acknowledgement (and on SQLite a failed
-            # statement is undone alone, so the group commit needs no savepoint per entry)
-            rows = self._db.rows(
-                "INSERT INTO inbox (received_at, dedupe_key, actor, channel, incident_id, "
-                "payload, reply_url, delivery) "
-                "SELECT ?, ?, ?, ?, COALESCE(?, (SELECT id FROM incidents WHERE channel = ? "
-                "ORDER BY id DESC LIMIT 1)), ?, ?, ? "
-                "WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE delivery = ? AND received_at >= ?) "
-                "AND NOT EXISTS (SELECT 1 FROM inbox WHERE dedupe_key = ? AND received_at >= ?) "
-                "RETURNING id, incident_id",
-                [
-                    iso(received_at), dedupe_key, actor, channel, incident_id, channel, payload,
-                    reply_url, delivery, delivery, since, dedupe_key, iso(window_start),
-                ],
-            )  # fmt: skip
-            if rows:
-                return _new_id(rows[0]["id"]), rows[0]["incident_id"]
-            seen = self._db.rows(  # a repeat: which kind (rare, so asked apart)
-                "SELECT 1 FROM inbox WHERE delivery = ? AND received_at >= ? LIMIT 1",
-                [delivery, since],
-            )
-            return "delivery" if seen else "double"
+                self._db.rows(_JOURNAL_LOCK, [[args[1]]])
+            inserted = self._db.rows(_JOURNAL_INSERT, _journal_params(args))
+            return self._journaled(args, inserted)
+
+    def _journal_intact(self) -> bool:
+        """Whether the group commit's transaction is still open after an entry failed."""
+        return self._db.in_transaction
+
+    def _journal_round(self, batch: list[_JournalArgs]) -> list[JournalResult | Exception]:
+        """PostgreSQL: a round of the group commit as one transaction in one round trip:
+        the round's keys locked (in one order on every replica, so two rounds never wait
+        for each other), then each entry's insert, in arrival order (an insert sees those
+        before it: a double click within one round is still a double). A failed entry
+        fails the transaction: the round is then written again one entry at a time, so
+        that only that entry's caller fails; unless the database itself failed."""
+        statements: list[tuple[str, Params]] = [(_JOURNAL_LOCK, [[a[1] for a in batch]])]
+        statements += [(_JOURNAL_INSERT, _journal_params(a)) for a in batch]
+        assert isinstance(self._db, PostgresDatabase)
+        try:
+            answers = self._db.rows_in_one_trip(statements)
+        except Exception as exc:
+            if len(batch) == 1 or unavailable_error(exc):
+                raise
+            return [self._journal_alone(args) for args in batch]
+        return [self._journaled(args, rows) for args, rows in zip(batch, answers[1:], strict=True)]
+
+    def _journal_alone(self, args: _JournalArgs) -> JournalResult | Exception:
+        try:
+            return self._journal_round([args])[0]
+        except Exception as exc:
+            return exc
+
+    def _journaled(self, args: _JournalArgs, inserted: list[dict[str, Any]]) -> JournalResult:
+        """What the insert of `args` returned, as `journal` answers it."""
+        if inserted:
+            return _new_id(inserted[0]["id"]), inserted[0]["incident_id"]
+        delivery = args[8]
+        seen = delivery is not None and self._db.rows(  # a repeat: which kind (rare)
+            "SELECT 1 FROM inbox WHERE delivery = ? LIMIT 1", [delivery]
+        )
+        return "delivery" if seen else "double"
 
     def finish_request(self, inbox_id: int, at: datetime) -> None:
         with self.transaction():

@@ -234,6 +234,81 @@ def test_requests_journaled_together_share_one_synced_commit_and_each_gets_its_o
     store.close()
 
 
+def _second_round_on_postgresql(store: Store, url: str, works: list[tuple[str, str | None]]):
+    """`works` (key, delivery) journaled while a first round waits on the server (its key
+    is locked from another session): they line up and share round two. Each caller's
+    answer, or the error it got."""
+    import psycopg
+
+    out: dict[int, object] = {}
+    group = store._journals
+
+    def one(i: int, key: str, delivery: str | None) -> None:
+        try:
+            out[i] = _journal(store, key, delivery=delivery)
+        except Exception as exc:
+            out[i] = exc
+
+    with psycopg.connect(url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(hashtext('first'))")
+        first = threading.Thread(target=one, args=(-1, "first", None))
+        first.start()
+        with group.queued:
+            assert group.queued.wait_for(lambda: group._writing, timeout=5)
+        threads = [
+            threading.Thread(target=one, args=(i, key, delivery))
+            for i, (key, delivery) in enumerate(works)
+        ]
+        for thread in threads:
+            thread.start()
+        with group.queued:
+            assert group.queued.wait_for(lambda: len(group._waiting) == len(works), timeout=5)
+        other.execute("SELECT pg_advisory_unlock(hashtext('first'))")
+    for thread in [first, *threads]:
+        thread.join(10)
+    assert isinstance(out[-1], tuple)
+    return out
+
+
+def test_on_postgresql_requests_journaled_together_share_one_transaction(postgres_url):
+    """(One round trip: what a thread waiting to acknowledge waits for.) Each caller still
+    gets its own row; a double click inside the round is still a double, a delivery Slack
+    sent twice is still a repeat, as when they come in rounds of their own."""
+    store = Store(postgres_url)
+    try:
+        works: list[tuple[str, str | None]] = [(f"k{i}", f"d{i}") for i in range(20)]
+        works += [("k3", None), ("other", "d5")]  # a double click of k3; d5 delivered again
+        out = _second_round_on_postgresql(store, postgres_url, works)
+        assert store._journals.rounds == 2
+        ids = [out[i][0] for i in range(20)]  # type: ignore[index]
+        assert all(isinstance(i, int) for i in ids) and len(set(ids)) == 20
+        assert (out[20], out[21]) == ("double", "delivery")
+        transactions = store.query("SELECT COUNT(DISTINCT xmin::text) AS n FROM inbox")
+        assert transactions[0]["n"] == 2  # the first round's row, and all twenty of round two
+        again = Store(postgres_url)  # committed: another replica sees them
+        assert again.query("SELECT COUNT(*) AS n FROM inbox")[0]["n"] == 21
+        again.close()
+    finally:
+        store.close()
+
+
+def test_on_postgresql_a_request_the_database_refuses_fails_only_its_own_caller(postgres_url):
+    """A NUL character, which PostgreSQL's text cannot hold, fails the round's transaction:
+    the round is written again one entry at a time, so the others are journaled."""
+    import psycopg
+
+    store = Store(postgres_url)
+    try:
+        works: list[tuple[str, str | None]] = [("ok-1", None), ("bad\x00key", None), ("ok-2", None)]
+        out = _second_round_on_postgresql(store, postgres_url, works)
+        assert isinstance(out[1], psycopg.DataError)
+        assert isinstance(out[0], tuple) and isinstance(out[2], tuple)
+        keys = [r["dedupe_key"] for r in store.query("SELECT dedupe_key FROM inbox ORDER BY id")]
+        assert keys == ["first", "ok-1", "ok-2"]
+    finally:
+        store.close()
+
+
 def test_a_request_journaled_inside_a_transaction_joins_it(tmp_path):
     """(No round of its own: the caller's transaction decides, as for any other write.)"""
     store = Store(tmp_path / "bot.db")
@@ -278,8 +353,8 @@ def test_a_transaction_sqlite_rolled_back_by_itself_is_not_carried_on_outside(tm
         assert store.query("SELECT COUNT(*) AS n FROM inbox")[0]["n"] == 0
         with store._db.lock.urgent():
             store._db.conn.execute("BEGIN IMMEDIATE")
-            assert store._journals._intact()
+            assert store._journal_intact()
             store._db.conn.execute("ROLLBACK")
-            assert not store._journals._intact()
+            assert not store._journal_intact()
     finally:
         store.close()

@@ -66,7 +66,7 @@ def _submit_all(group: GroupCommit[str, str], works: list[str], out: dict[str, o
 
 def test_one_caller_alone_writes_its_own_round_and_gets_its_result():
     journal = Journal()
-    group = GroupCommit(journal.batch, journal.write, journal.intact)
+    group = GroupCommit.in_one_transaction(journal.batch, journal.write, journal.intact)
     assert group.submit("a") == "A"
     assert group.submit("b") == "B"
     assert journal.rounds == [["a"], ["b"]]
@@ -74,7 +74,7 @@ def test_one_caller_alone_writes_its_own_round_and_gets_its_result():
 
 def test_callers_arriving_during_a_round_share_the_next_one():
     journal = Journal()
-    group = GroupCommit(journal.batch, journal.write, journal.intact)
+    group = GroupCommit.in_one_transaction(journal.batch, journal.write, journal.intact)
     journal.hold.clear()
     out: dict[str, object] = {}
     first = _submit_all(group, ["first"], out)
@@ -93,7 +93,7 @@ def test_callers_arriving_during_a_round_share_the_next_one():
 
 def _second_round(journal: Journal, works: list[str]) -> dict[str, object]:
     """`works` submitted together while a first round is being written: they share round two."""
-    group = GroupCommit(journal.batch, journal.write, journal.intact)
+    group = GroupCommit.in_one_transaction(journal.batch, journal.write, journal.intact)
     journal.hold.clear()
     out: dict[str, object] = {}
     first = _submit_all(group, ["first"], out)
@@ -126,7 +126,7 @@ def test_an_entry_whose_failure_ended_the_transaction_fails_the_whole_round():
 
 def test_a_failed_commit_fails_every_caller_of_its_round_and_the_next_round_still_runs():
     journal = Journal()
-    group = GroupCommit(journal.batch, journal.write, journal.intact)
+    group = GroupCommit.in_one_transaction(journal.batch, journal.write, journal.intact)
     journal.fail_commit = True
     with pytest.raises(OSError, match="disk full"):
         group.submit("lost")
@@ -145,7 +145,7 @@ def test_a_round_ended_by_a_base_exception_tells_no_caller_it_was_written():
             raise KeyboardInterrupt
         return journal.write(work)
 
-    group = GroupCommit(journal.batch, write, journal.intact)
+    group = GroupCommit.in_one_transaction(journal.batch, write, journal.intact)
     journal.hold.clear()
     out: dict[str, object] = {}
 
