@@ -222,9 +222,10 @@ class CommandHandler:
         try:
             with store.transaction():  # the claim, the command and "done", together
                 if kind == "incident":
-                    store.lock_incident(ident)  # replicas: one lane, one replica at a time
-                    incident = store.incident(ident)
-                    row = store.next_request(ident, incident.channel if incident else None)
+                    # replicas: one lane, one replica at a time
+                    incident = store.locked_incident(ident)
+                    channel = incident.channel if incident else None
+                    row = store.next_request(ident, channel)
                 else:
                     row = store.request(ident)
                     if row is not None and self._now_in_an_incident(row):
@@ -233,11 +234,14 @@ class CommandHandler:
                     return None
                 ctx = Context(row["actor"], row["channel"], row["incident_id"], row["reply_url"])
                 self._execute(json.loads(row["payload"]), ctx, row["id"])
+                # whether another waits, asked here rather than in a transaction of its own
+                # (one arriving from now on wakes the lane itself)
+                more = kind == "incident" and store.next_request(ident, channel) is not None
         except Exception as exc:
             if row is None:
                 raise  # the claim itself failed: the lane tries again (Lanes)
             return self._request_failed(row, ctx, exc)
-        return 0
+        return 0 if more else None
 
     def _now_in_an_incident(self, row: dict[str, Any]) -> bool:
         """A request journaled in a channel before it was known as an incident's (typed

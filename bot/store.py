@@ -6,7 +6,7 @@ event are committed together or not at all. The same schema, migrations and
 SQL run on SQLite (the embedded default: one process, one file) and on
 PostgreSQL (`INCIDENT_BOT_DB=postgresql://…`: replicas share it); see
 bot/database.py for how each backend keeps transactions. Where replicas could
-race, the store asks the database: `lock_incident` serialises the commands of
+race, the store asks the database: `locked_incident` serialises the commands of
 one incident, `due_chunk` and the outbox and inbox claims
 let replicas take disjoint rows, and unique keys refuse a second copy of a
 delivery.
@@ -344,12 +344,6 @@ class Store:
         with self._db.savepoint():
             yield self
 
-    def lock_incident(self, incident_id: int) -> None:
-        """Inside a transaction: hold the incident until it commits, so replicas carry out
-        its commands one at a time (SQLite's BEGIN IMMEDIATE already serialises all)."""
-        if self.is_postgres:
-            self._db.rows("SELECT id FROM incidents WHERE id = ? FOR UPDATE", [incident_id])
-
     def incidents_by_id(self, incident_ids: list[int]) -> dict[int, Incident]:
         """Several incidents in one statement."""
         if not incident_ids:
@@ -407,7 +401,9 @@ class Store:
         return raised
 
     def locked_incident(self, incident_id: int) -> Incident | None:
-        """`lock_incident` and `incident` in one statement (one round trip on PostgreSQL)."""
+        """Inside a transaction: the incident, held until it commits, so that replicas carry
+        out its commands (and its reminders) one at a time (SQLite's BEGIN IMMEDIATE
+        already serialises all). One statement: one round trip on PostgreSQL."""
         lock = " FOR UPDATE" if self.is_postgres else ""
         rows = self._db.rows("SELECT * FROM incidents WHERE id = ?" + lock, [incident_id])
         return _incident(rows[0]) if rows else None
@@ -862,7 +858,7 @@ class Store:
         """The oldest unfinished request of one incident: its requests run in journal order.
         With its `channel`, also requests typed there before the channel was known to be
         the incident's (journaled with no incident while it was being opened). Inside a
-        transaction after `lock_incident`, no replica takes it meanwhile."""
+        transaction after `locked_incident`, no replica takes it meanwhile."""
         lock = " FOR UPDATE" if self.is_postgres and self.in_transaction else ""
         rows = self._db.rows(
             "SELECT * FROM inbox WHERE (incident_id = ? OR (incident_id IS NULL AND channel = ?)) "

@@ -190,7 +190,7 @@ def test_a_route_whose_runbook_went_away_declares_nothing_and_answers_nobody(ale
         {"alert": group(), "route": {"runbook": "gone", "title": "T", "severity": None}},
         Context(ACTOR),
     )
-    assert alerting.bot.handler.run_next(received.lane) == 0
+    assert alerting.bot.handler.run_next(received.lane) is None  # carried out: its lane is done
     alerting.bot.handler.outbox.deliver_now(alerting.bot.handler)
     assert alerting.bot.store.incidents(include_closed=True) == []
     assert alerting.bot.store.unfinished_requests() == []

@@ -156,10 +156,10 @@ def test_a_command_typed_while_the_channel_opens_keeps_its_place(tmp_path):
     assert later.lane == ("incident", 1)
     woken = []
     handler.wake_lane = woken.append
-    assert handler.run_next(later.lane) == 0  # the incident's lane takes the earlier one first
+    assert handler.run_next(later.lane) == 0  # the earlier one first, and another waits
     assert [e.text for e in store.events(1, kinds=("note",))] == ["typed early"]
     assert handler.run_next(early.lane) is None  # nothing left for the request's own lane
-    assert handler.run_next(later.lane) == 0
+    assert handler.run_next(later.lane) is None  # done, and none waits after it
     assert [e.text for e in store.events(1, kinds=("note",))] == ["typed early", "typed later"]
     assert store.unfinished_requests() == []
     bot.close()
@@ -175,7 +175,7 @@ def test_a_request_lane_hands_an_incident_channels_request_over(tmp_path):
     handler.wake_lane = woken.append
     assert handler.run_next(early.lane) is None  # not run on its own: handed over
     assert woken == [("incident", 1)]
-    assert handler.run_next(("incident", 1)) == 0
+    assert handler.run_next(("incident", 1)) is None  # run there, the only one
     assert [e.text for e in store.events(1, kinds=("note",))] == ["typed early"]
     bot.close()
 
@@ -191,6 +191,6 @@ def test_opening_the_channel_adopts_what_was_typed_there_meanwhile(tmp_path):
     woken = []
     handler.wake_lane = woken.append
     assert handler.run_next(early.lane) is None and woken == [("incident", 1)]
-    assert handler.run_next(("incident", 1)) == 0
+    assert handler.run_next(("incident", 1)) is None  # run there, the only one
     assert [e.text for e in store.events(1, kinds=("note",))] == ["typed early"]
     bot.close()

@@ -114,7 +114,7 @@ def test_an_incident_held_by_a_command_is_left_for_later_not_waited_for(postgres
     service = ReminderService(store, clock, chat, Renderer("en"))
     try:
         with command.transaction():
-            command.lock_incident(1)
+            command.locked_incident(1)  # what a command's lane does first
             service.fire_due()  # would block here until the command commits
             assert sorted({channel for channel, _ in chat.posts}) == ["C1", "C2"]
         service.fire_due()
