@@ -45,7 +45,10 @@ if TYPE_CHECKING:  # the Slack side is imported only by build_slack: the demo ne
 
 REMINDER_THREADS = 8  # reminders due at once are posted in parallel
 LISTENER_THREADS = 16  # requests being journaled and acknowledged at once
-WORK_THREADS = 16  # incidents whose commands are being carried out at once (PostgreSQL)
+# incidents whose commands are being carried out at once (PostgreSQL): more threads only
+# compete with the acknowledgements for Python's lock (16 made 50 acks in flight wait
+# 3-5x a bare bolt app's time; 4 keep up with them)
+WORK_THREADS = 4
 # SQLite runs one transaction at a time, and a command is one transaction: more threads
 # than this only queue on its lock, beside the requests waiting to be acknowledged
 SQLITE_WORK_THREADS = 2
@@ -261,6 +264,7 @@ def build_slack(
     priority = RequestsFirst()  # acknowledgements first: background work pauses for them
     client = client or web_client(settings, before_call=priority.pause)
     store = Store(settings.db)
+    store.before_statement(priority.step_aside)  # PostgreSQL: each statement is a break
     clock = clock or persisted_clock(store, settings.clock_speed)
     chat = SlackChat(client, settings.language, settings.announce_channel)
     # built below; the closures find them when they first run

@@ -11,10 +11,11 @@ lock (SQLite serialises writers anyway); a transaction is `BEGIN IMMEDIATE`, so
 the reads that decide a command happen under the write lock. WAL, foreign keys.
 
 PostgreSQL (psycopg 3 and its pool): a connection per transaction, held by the
-thread for its duration; the journal has a small pool of its own, and writes a
-round of requests in one round trip (`rows_in_one_trip`). Replicas share the database, so what SQLite's single
-writer gives for free is asked for explicitly: `lock` takes a row lock
-(`FOR UPDATE`), `skip_locked` lets replicas claim disjoint rows.
+thread for its duration; the journal has a small pool of its own and writes a
+round of requests in one round trip (`rows_in_one_trip`). Replicas share the
+database, so what SQLite's single writer gives for free is asked for
+explicitly: row locks (`FOR UPDATE`), and `SKIP LOCKED` to let replicas claim
+disjoint rows.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import re
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -183,6 +184,10 @@ class PostgresDatabase:
         def configure(conn: Any) -> None:
             conn.autocommit = True  # transactions are explicit: conn.transaction()
 
+        # called before each statement and before a transaction takes its connection,
+        # on the thread that runs it (the Slack server sets RequestsFirst.step_aside)
+        self.before_statement: Callable[[], object] | None = None
+
         def pool(size: int) -> ConnectionPool[Any]:
             return ConnectionPool(
                 url,
@@ -214,6 +219,8 @@ class PostgresDatabase:
         if self.in_transaction:
             yield
             return
+        if self.before_statement is not None:
+            self.before_statement()
         with self.pool.connection() as conn:
             self._local.conn = conn
             try:
@@ -252,6 +259,8 @@ class PostgresDatabase:
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
+        if self.before_statement is not None:
+            self.before_statement()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             yield conn

@@ -338,6 +338,13 @@ class Store:
             return
         yield
 
+    def before_statement(self, hook: Callable[[], object]) -> None:
+        """PostgreSQL: call `hook` on the thread about to run a statement or to begin a
+        transaction (the Slack server lets acknowledgements go first there). SQLite:
+        never, since a thread waiting inside a transaction would hold the write lock."""
+        if isinstance(self._db, PostgresDatabase):
+            self._db.before_statement = hook
+
     @contextmanager
     def savepoint(self) -> Iterator[Store]:
         """Inside a transaction: undo only this block's writes when it raises."""

@@ -8,6 +8,10 @@ natural breaks (before a command's processing, a Web API call, a plan redraw)
 while a request is in flight or one ended less than `QUIET` ago (a burst is
 still arriving). Each piece of work may be held back `MAX_DEFER` in all, so
 steady traffic delays it a little but never starves it.
+
+On PostgreSQL every statement is such a break as well (`step_aside`): a command
+there is a dozen round trips, and each is a moment the command's thread would
+win Python's lock back from the acknowledgement being written beside it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ T = TypeVar("T")
 
 QUIET = 0.003  # seconds without requests that end a burst
 MAX_DEFER = 0.5  # seconds one piece of work is held back at most, over all its pauses
+STEP_ASIDE = 0.01  # seconds background work waits at most before one database statement
 
 
 class RequestsFirst:
@@ -30,9 +35,11 @@ class RequestsFirst:
         quiet: float = QUIET,
         max_defer: float = MAX_DEFER,
         monotonic: Callable[[], float] = time.monotonic,
+        statement_wait: float = STEP_ASIDE,
     ) -> None:
         self.quiet = quiet
         self.max_defer = max_defer
+        self.statement_wait = statement_wait
         self._monotonic = monotonic
         self._in_flight = 0
         self._last_end = float("-inf")
@@ -91,3 +98,20 @@ class RequestsFirst:
                     return False
                 wait = self.quiet - since if self._in_flight == 0 else deadline - now
                 self._cond.wait(min(wait, deadline - now))
+
+    def step_aside(self) -> None:
+        """Inside `run`, before a database statement (PostgreSQL): while a request is in
+        flight, wait for it to be answered, `statement_wait` at most each time, also once
+        the work's allowance is spent (steady traffic spends it, and then the work would
+        compete at every statement). A statement-sized wait: the work still advances,
+        a statement at a time, however busy the requests. Not on SQLite, where a
+        statement inside a transaction holds the write lock the journal needs."""
+        if getattr(self._local, "deadline", None) is None or not self._in_flight:
+            return  # not background work (a request's thread, reminders), or nothing to wait for
+        end = self._monotonic() + self.statement_wait
+        with self._cond:
+            while self._in_flight:
+                left = end - self._monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(left)

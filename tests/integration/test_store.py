@@ -309,6 +309,19 @@ def test_on_postgresql_a_request_the_database_refuses_fails_only_its_own_caller(
         store.close()
 
 
+def test_the_statement_hook_runs_before_each_postgresql_statement_never_on_sqlite(store):
+    """(The Slack server hooks RequestsFirst.step_aside there: background work lets an
+    acknowledgement go first at each statement. On SQLite a thread waiting inside a
+    transaction would hold the write lock the journal needs.)"""
+    calls: list[str] = []
+    store.before_statement(lambda: calls.append(threading.current_thread().name))
+    with store.transaction():  # its beginning, then each statement
+        store.incident(1)
+        store.incident(2)
+    store.incident(3)  # a statement on its own
+    assert calls == (["MainThread"] * 4 if store.is_postgres else [])
+
+
 def test_a_request_journaled_inside_a_transaction_joins_it(tmp_path):
     """(No round of its own: the caller's transaction decides, as for any other write.)"""
     store = Store(tmp_path / "bot.db")

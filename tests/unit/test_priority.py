@@ -55,3 +55,41 @@ def test_work_that_already_waited_its_allowance_in_a_queue_does_not_wait_again()
     with priority.request():  # in flight for as long as the work could wait
         priority.run(lambda: results.append(priority.pause()), since=now[0] - 61)
     assert results == [False]  # returned at once: the allowance was spent in the queue
+
+
+def test_at_a_database_statement_work_steps_aside_until_the_request_is_answered():
+    """(PostgreSQL: every statement is a break.) Even once its allowance is spent, work
+    about to run a statement waits for the request in flight to be answered."""
+    priority = RequestsFirst(quiet=0.0, max_defer=0.0, statement_wait=60)
+    at_statement = threading.Event()
+    order: list[str] = []
+
+    def work() -> None:
+        at_statement.set()
+        priority.step_aside()
+        order.append("statement")
+
+    with priority.request():
+        thread = threading.Thread(target=priority.run, args=(work,))
+        thread.start()
+        assert at_statement.wait(timeout=10)
+        thread.join(timeout=0.2)
+        assert thread.is_alive()  # waiting for the answer
+        order.append("answered")
+    thread.join(timeout=10)
+    assert order == ["answered", "statement"]
+
+
+def test_stepping_aside_is_bounded_per_statement_and_only_for_background_work():
+    priority = RequestsFirst(quiet=0.0, max_defer=0.0, statement_wait=0.01)
+    done: list[str] = []
+    with priority.request():  # never answered while the work runs
+        priority.step_aside()  # the request's own thread (or a reminder's): at once
+        done.append("request thread")
+        thread = threading.Thread(
+            target=priority.run,
+            args=(lambda: [priority.step_aside() for _ in range(3)] and done.append("work"),),
+        )
+        thread.start()
+        thread.join(timeout=10)
+    assert done == ["request thread", "work"]  # three statements, each after a short wait
