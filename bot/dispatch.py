@@ -28,7 +28,7 @@ from bot.alerts import AlertGroup, digest, fingerprints
 from bot.catchup import LEAVE_OUT, TIMELINE_LINES, catchup_text
 from bot.chat import Button, ChatPort, title_left_out
 from bot.clock import iso, utc_now
-from bot.commands import REVIEW_VERBS, USAGE, Command, Mention, parse
+from bot.commands import REVIEW_VERBS, USAGE, Command, Mention, clean_text, parse
 from bot.engine import Change, IncidentService
 from bot.errors import BotError, NotInIncident, ParseError
 from bot.events import (
@@ -180,7 +180,8 @@ class CommandHandler:
         text = payload.get("text") or json.dumps(payload, sort_keys=True)
         verb = text.split(maxsplit=1)[0].lower() if text.strip() else ""
         now = self.wall()
-        said = " ".join(text.split())
+        # as the command reads it: also what PostgreSQL's text can hold (no NUL)
+        said = " ".join(clean_text(text).split())
         if len(said) > LONG_KEY:  # a form or an alert: the key stays small, the index too
             said = "sha256:" + hashlib.sha256(said.encode("utf-8")).hexdigest()
         key = repeat_key or "|".join(

@@ -36,9 +36,9 @@ def _harness(
     fake = FakeSlack()
     fake.precreate("general", channel_id="C0")
     fake.precreate("incidents", channel_id="CANNOUNCE")
+    settings.setdefault("db", tmp_path / "bot.db")
     running = start_bot(
         Settings.of(
-            db=tmp_path / "bot.db",
             runbooks=runbooks,
             postmortems=tmp_path / "postmortems",
             slack_bot_token=TOKEN,
@@ -241,3 +241,22 @@ def _markdown(uploads: dict) -> dict:
     """The review among the uploaded files (its chart is uploaded with it)."""
     (review,) = [u for u in uploads.values() if u["filename"].endswith(".md")]
     return review
+
+
+def test_a_command_with_a_nul_character_is_journaled_and_carried_out_on_postgresql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+):
+    """PostgreSQL's text cannot hold NUL, and the journal's repeat key held the command's
+    text as it came: such a command was answered 'not recorded, try again' however often
+    it was sent. The key now reads the text as the command does (control characters and
+    bidi overrides dropped)."""
+    harness = _harness(tmp_path, shipped_runbooks_dir(), monkeypatch, db=postgres_url)
+    slack = next(harness)
+    try:
+        channel = declare(slack)
+        slack.command("note disk\x00 full\x1b on \u202edb-2", channel=channel)
+        slack.posted(channel, "disk full on db-2")
+        (note,) = slack.running.bot.store.events(1, kinds=("note",))
+        assert note.text == "disk full on db-2"
+    finally:
+        harness.close()
