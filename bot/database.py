@@ -337,3 +337,10 @@ def unavailable_error(error: BaseException) -> bool:
         return True
     psycopg = sys.modules.get("psycopg")  # only if PostgreSQL is in use
     return psycopg is not None and isinstance(error, psycopg.OperationalError)
+
+
+def conflicted(error: BaseException) -> bool:
+    """Whether `error` is PostgreSQL undoing a transaction that met another (a deadlock, a
+    serialisation failure): the same work alone, again, may well pass."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(error, psycopg.errors.TransactionRollback)

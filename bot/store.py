@@ -30,6 +30,7 @@ from bot.database import (
     Params,
     PostgresDatabase,
     SQLiteDatabase,
+    conflicted,
     is_postgres,
     open_database,
     unavailable_error,
@@ -184,7 +185,16 @@ _JOURNAL_INSERT = (
     "ORDER BY id DESC LIMIT 1)), ?, ?, ? "
     "WHERE NOT EXISTS (SELECT 1 FROM inbox WHERE delivery = ? AND received_at >= ?) "
     "AND NOT EXISTS (SELECT 1 FROM inbox WHERE dedupe_key = ? AND received_at >= ?) "
-    "ON CONFLICT DO NOTHING RETURNING id, incident_id"
+    "ON CONFLICT (delivery) WHERE delivery IS NOT NULL DO NOTHING RETURNING id, incident_id"
+)
+# PostgreSQL, in a round: the insert, and for a repeat which kind it is, in one statement
+# (the outer query sees the table as it was before this insert, with earlier ones of the
+# round): nothing of a round is left to ask once it has committed
+_JOURNAL_ENTRY = (
+    f"WITH inserted AS ({_JOURNAL_INSERT}) "
+    "SELECT id, incident_id, FALSE AS delivered FROM inserted UNION ALL "
+    "SELECT NULL, NULL, EXISTS (SELECT 1 FROM inbox WHERE delivery = ?) "
+    "WHERE NOT EXISTS (SELECT 1 FROM inserted)"
 )
 
 
@@ -823,21 +833,30 @@ class Store:
 
     def _journal_round(self, batch: list[_JournalArgs]) -> list[JournalResult | Exception]:
         """PostgreSQL: a round of the group commit as one transaction in one round trip:
-        the round's keys locked (in one order on every replica, so two rounds never wait
-        for each other), then each entry's insert, in arrival order (an insert sees those
-        before it: a double click within one round is still a double). A failed entry
-        fails the transaction: the round is then written again one entry at a time, so
-        that only that entry's caller fails; unless the database itself failed."""
+        the round's keys locked (in one order on every replica: rounds that share a key
+        wait for each other, never in a cycle), then each entry's insert, in arrival order
+        (an insert sees those before it: a double click within one round is still a
+        double). Every answer is in once it has committed, so no caller is told of an
+        error after that. A failed entry fails the transaction: the round is then
+        written again one entry at a time, so that only that entry's caller fails
+        (also after a deadlock, say with another replica's round over the delivery
+        key); not when the database itself failed."""
         statements: list[tuple[str, Params]] = [(_JOURNAL_LOCK, [[a[1] for a in batch]])]
-        statements += [(_JOURNAL_INSERT, _journal_params(a)) for a in batch]
+        statements += [(_JOURNAL_ENTRY, [*_journal_params(a), a[8]]) for a in batch]
         assert isinstance(self._db, PostgresDatabase)
         try:
             answers = self._db.rows_in_one_trip(statements)
         except Exception as exc:
-            if len(batch) == 1 or unavailable_error(exc):
+            if len(batch) == 1 or (unavailable_error(exc) and not conflicted(exc)):
                 raise
             return [self._journal_alone(args) for args in batch]
-        return [self._journaled(args, rows) for args, rows in zip(batch, answers[1:], strict=True)]
+        results: list[JournalResult | Exception] = []
+        for (row,) in answers[1:]:
+            if row["id"] is not None:
+                results.append((_new_id(row["id"]), row["incident_id"]))
+            else:
+                results.append("delivery" if row["delivered"] else "double")
+        return results
 
     def _journal_alone(self, args: _JournalArgs) -> JournalResult | Exception:
         try:
@@ -846,7 +865,8 @@ class Store:
             return exc
 
     def _journaled(self, args: _JournalArgs, inserted: list[dict[str, Any]]) -> JournalResult:
-        """What the insert of `args` returned, as `journal` answers it."""
+        """What the insert of `args` returned, as `journal` answers it (inside its
+        transaction: a repeat is told apart before the commit)."""
         if inserted:
             return _new_id(inserted[0]["id"]), inserted[0]["incident_id"]
         delivery = args[8]

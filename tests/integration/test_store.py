@@ -187,9 +187,11 @@ def test_a_database_written_by_the_previous_release_opens_and_carries_on(tmp_pat
         store.close()
 
 
-def _journal(store: Store, key: str, at=START, delivery: str | None = None):
+def _journal(
+    store: Store, key: str, at=START, delivery: str | None = None, incident: int | None = None
+):
     return store.journal(
-        at, key, at - timedelta(seconds=5), "ana", "C1", None, '{"text": "x"}', None, delivery
+        at, key, at - timedelta(seconds=5), "ana", "C1", incident, '{"text": "x"}', None, delivery
     )
 
 
@@ -234,7 +236,12 @@ def test_requests_journaled_together_share_one_synced_commit_and_each_gets_its_o
     store.close()
 
 
-def _second_round_on_postgresql(store: Store, url: str, works: list[tuple[str, str | None]]):
+def _second_round_on_postgresql(
+    store: Store,
+    url: str,
+    works: list[tuple[str, str | None]],
+    incidents: dict[int, int] | None = None,
+):
     """`works` (key, delivery) journaled while a first round waits on the server (its key
     is locked from another session): they line up and share round two. Each caller's
     answer, or the error it got."""
@@ -245,7 +252,7 @@ def _second_round_on_postgresql(store: Store, url: str, works: list[tuple[str, s
 
     def one(i: int, key: str, delivery: str | None) -> None:
         try:
-            out[i] = _journal(store, key, delivery=delivery)
+            out[i] = _journal(store, key, delivery=delivery, incident=(incidents or {}).get(i))
         except Exception as exc:
             out[i] = exc
 
@@ -306,6 +313,40 @@ def test_on_postgresql_a_request_the_database_refuses_fails_only_its_own_caller(
         keys = [r["dedupe_key"] for r in store.query("SELECT dedupe_key FROM inbox ORDER BY id")]
         assert keys == ["first", "ok-1", "ok-2"]
     finally:
+        store.close()
+
+
+def test_on_postgresql_an_entry_the_server_refuses_midway_fails_only_its_caller(postgres_url):
+    """(The server aborts the round's pipeline at that insert and skips the rest.) The
+    round is written again one entry at a time; its connection goes back to the pool
+    fit for the next round."""
+    store = Store(postgres_url)
+    try:
+        works: list[tuple[str, str | None]] = [("ok-1", "d1"), ("bad", "d2"), ("ok-2", "d3")]
+        out = _second_round_on_postgresql(store, postgres_url, works, incidents={1: 2**63})
+        assert "out of range" in str(out[1])  # an incident id no BIGINT holds
+        assert isinstance(out[0], tuple) and isinstance(out[2], tuple)
+        assert isinstance(_journal(store, "next", delivery="d4"), tuple)
+        keys = [r["dedupe_key"] for r in store.query("SELECT dedupe_key FROM inbox ORDER BY id")]
+        assert keys == ["first", "ok-1", "ok-2", "next"]
+    finally:
+        store.close()
+
+
+def test_on_postgresql_journaling_needs_no_connection_of_the_main_pool(postgres_url):
+    """(Background work may hold every one of them.) A repeat is told apart inside its
+    round's transaction: nothing is asked once it has committed, and no caller whose row
+    is in the inbox is told it was not recorded."""
+    store = Store(postgres_url)
+    pool = store._db.pool  # type: ignore[attr-defined]
+    held = [pool.getconn() for _ in range(store._db.POOL_MAX)]  # type: ignore[attr-defined]
+    try:
+        assert isinstance(_journal(store, "k", delivery="d1"), tuple)
+        assert _journal(store, "k", delivery="d2") == "double"  # the same, moments later
+        assert _journal(store, "other", delivery="d1") == "delivery"  # Slack sent it again
+    finally:
+        for conn in held:
+            pool.putconn(conn)
         store.close()
 
 
