@@ -27,6 +27,7 @@ T = TypeVar("T")
 QUIET = 0.003  # seconds without requests that end a burst
 MAX_DEFER = 0.5  # seconds one piece of work is held back at most, over all its pauses
 STEP_ASIDE = 0.01  # seconds background work waits at most before one database statement
+STEP_ASIDE_IN_ALL = 0.1  # … and over all the statements of one piece of work
 
 
 class RequestsFirst:
@@ -36,10 +37,12 @@ class RequestsFirst:
         max_defer: float = MAX_DEFER,
         monotonic: Callable[[], float] = time.monotonic,
         statement_wait: float = STEP_ASIDE,
+        statements_wait: float = STEP_ASIDE_IN_ALL,
     ) -> None:
         self.quiet = quiet
         self.max_defer = max_defer
         self.statement_wait = statement_wait
+        self.statements_wait = statements_wait
         self._monotonic = monotonic
         self._in_flight = 0
         self._last_end = float("-inf")
@@ -75,6 +78,7 @@ class RequestsFirst:
         allowance = self.max_defer if max_defer is None else max_defer
         start = self._monotonic() if since is None else min(since, self._monotonic())
         self._local.deadline = start + allowance
+        self._local.aside = self.statements_wait  # what stepping aside may still take
         try:
             self.pause()
             return work(*args)
@@ -101,17 +105,21 @@ class RequestsFirst:
 
     def step_aside(self) -> None:
         """Inside `run`, before a database statement (PostgreSQL): while a request is in
-        flight, wait for it to be answered, `statement_wait` at most each time, also once
-        the work's allowance is spent (steady traffic spends it, and then the work would
-        compete at every statement). A statement-sized wait: the work still advances,
-        a statement at a time, however busy the requests. Not on SQLite, where a
-        statement inside a transaction holds the write lock the journal needs."""
+        flight, wait for it to be answered, `statement_wait` at most each time and
+        `statements_wait` over the whole piece of work, also once its allowance for
+        pauses is spent (steady traffic spends that, and then the work would compete at
+        every statement). Bounded in all, so a client that keeps a request in flight
+        (a body sent slowly) cannot hold background work back for longer than that. Not
+        on SQLite, where a statement inside a transaction holds the write lock the
+        journal needs."""
         if getattr(self._local, "deadline", None) is None or not self._in_flight:
             return  # not background work (a request's thread, reminders), or nothing to wait for
-        end = self._monotonic() + self.statement_wait
+        began = self._monotonic()
+        end = began + min(self.statement_wait, self._local.aside)
         with self._cond:
             while self._in_flight:
                 left = end - self._monotonic()
                 if left <= 0:
-                    return
+                    break
                 self._cond.wait(left)
+        self._local.aside = max(self._local.aside - (self._monotonic() - began), 0.0)

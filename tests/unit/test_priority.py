@@ -60,7 +60,7 @@ def test_work_that_already_waited_its_allowance_in_a_queue_does_not_wait_again()
 def test_at_a_database_statement_work_steps_aside_until_the_request_is_answered():
     """(PostgreSQL: every statement is a break.) Even once its allowance is spent, work
     about to run a statement waits for the request in flight to be answered."""
-    priority = RequestsFirst(quiet=0.0, max_defer=0.0, statement_wait=60)
+    priority = RequestsFirst(quiet=0.0, max_defer=0.0, statement_wait=60, statements_wait=60)
     at_statement = threading.Event()
     order: list[str] = []
 
@@ -93,3 +93,18 @@ def test_stepping_aside_is_bounded_per_statement_and_only_for_background_work():
         thread.start()
         thread.join(timeout=10)
     assert done == ["request thread", "work"]  # three statements, each after a short wait
+
+
+def test_stepping_aside_is_bounded_over_the_whole_piece_of_work():
+    """A client that keeps a request in flight (a body sent slowly, for ever) holds each
+    piece of background work back `statements_wait` in all, not a wait per statement."""
+    priority = RequestsFirst(quiet=0.0, max_defer=0.0, statement_wait=60, statements_wait=0.05)
+    done: list[str] = []
+    with priority.request():  # never answered while the work runs
+        thread = threading.Thread(
+            target=priority.run,
+            args=(lambda: [priority.step_aside() for _ in range(50)] and done.append("work"),),
+        )
+        thread.start()
+        thread.join(timeout=10)  # a minute per statement without the bound in all
+    assert done == ["work"]
