@@ -177,11 +177,13 @@ class CommandHandler:
         does not match the incident it names."""
         if ctx.incident_id is not None:
             self._check_named_incident(ctx.incident_id, ctx.channel)
-        text = payload.get("text") or json.dumps(payload, sort_keys=True)
+        typed = payload.get("text")
+        # a command's text as the command reads it (which is also what PostgreSQL's text
+        # can hold: no NUL); a form's or an alert's JSON escapes what it carries
+        text = clean_text(typed) if typed else json.dumps(payload, sort_keys=True)
         verb = text.split(maxsplit=1)[0].lower() if text.strip() else ""
         now = self.wall()
-        # as the command reads it: also what PostgreSQL's text can hold (no NUL)
-        said = " ".join(clean_text(text).split())
+        said = " ".join(text.split())
         if len(said) > LONG_KEY:  # a form or an alert: the key stays small, the index too
             said = "sha256:" + hashlib.sha256(said.encode("utf-8")).hexdigest()
         key = repeat_key or "|".join(

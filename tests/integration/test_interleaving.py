@@ -194,3 +194,23 @@ def test_opening_the_channel_adopts_what_was_typed_there_meanwhile(tmp_path):
     assert handler.run_next(("incident", 1)) is None  # run there, the only one
     assert [e.text for e in store.events(1, kinds=("note",))] == ["typed early"]
     bot.close()
+
+
+def test_the_repeat_filter_reads_a_command_as_the_command_does(tmp_path):
+    """Invisible characters (a zero-width space pasted in, a NUL) change nothing: the same
+    note twice at once is one note, and a read-only verb stays one that may be asked twice."""
+    bot = _bot(tmp_path, "repeats")
+    handler = bot.handler
+    moments = iter(START + timedelta(milliseconds=n) for n in range(100))
+    handler.wall = lambda: next(moments)  # milliseconds apart: a double click
+    first = handler.receive({"text": "note disk full"}, Context(actor="ana", incident_id=1))
+    again = handler.receive(
+        {"text": "note disk\x00 full\u200b"}, Context(actor="ana", incident_id=1)
+    )
+    assert first.lane is not None and again.repeat == "double"
+    asked = [
+        handler.receive({"text": text}, Context(actor="ana", incident_id=1))
+        for text in ("\u200bstatus", "\u200bstatus")
+    ]
+    assert [r.repeat for r in asked] == [None, None]  # asking twice is fine
+    bot.close()
