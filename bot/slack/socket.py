@@ -4,15 +4,27 @@ Slack identifies each Socket Mode delivery by its `envelope_id`; the listeners
 journal it (like an HTTP request's signature), so the same envelope delivered
 twice runs once. Requests are also counted by `RequestsFirst`, so background
 work yields to acknowledgements as it does for HTTP.
+
+The connection is slack-sdk's built-in client, but for one thing: when Slack
+asks for a new connection (every few hours, keeping the old one open a while),
+the built-in client starts reading the new one only once it has closed the old
+one, and closing waits for the old one's reader, which is blocked in a receive
+with a 3 s timeout. So for about 3 s after every refresh, commands waited for
+their acknowledgement as long as Slack waits for it. Here the old socket is shut
+down first, which ends that receive at once.
 """
 
 from __future__ import annotations
 
+import socket
 import time
+from contextlib import suppress
+from typing import Any
 
 from slack_bolt import App, BoltRequest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.socket_mode.internals import send_response
+from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
@@ -21,9 +33,41 @@ from bot.slack.app import ENVELOPE_HEADER
 from bot.slack.priority import RequestsFirst
 
 
+class PromptRefreshClient(SocketModeClient):
+    """The built-in client, whose old connection, once a new one is up, is shut down before
+    it is closed: its reader's receive returns at once (an end of stream, which the reader
+    takes for the end it was told of), and the new connection is read without waiting."""
+
+    def connect(self) -> None:
+        old = self.current_session
+        if old is not None:
+            # the built-in connect() closes the old session once the new one is up
+            old.close = lambda: _close_now(old)  # type: ignore[method-assign]
+        super().connect()
+
+
+def _close_now(session: Any) -> None:
+    sock = session.sock
+    if sock is not None:
+        with suppress(OSError):  # already gone
+            # below TLS, when there is TLS: the reader's read sees the end of the stream
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    type(session).close(session)
+
+
 class SocketMode(SocketModeHandler):
     def __init__(self, app: App, app_token: str, priority: RequestsFirst) -> None:
-        super().__init__(app, app_token)
+        # bolt's handler, on the client above: what SocketModeHandler.__init__ does with
+        # the built-in one (its settings left at their defaults)
+        self.app = app
+        self.app_token = app_token
+        self.client = PromptRefreshClient(
+            app_token=app_token,
+            logger=app.logger,
+            web_client=app.client,
+            proxy=app.client.proxy,
+        )
+        self.client.socket_mode_request_listeners.append(self.handle)
         self.priority = priority
         # set when serve stops: an envelope then goes unacknowledged rather than half
         # handled. Slack retries an event (on another replica's connection, if there is

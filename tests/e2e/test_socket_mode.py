@@ -163,3 +163,16 @@ def test_socket_mode_events_publish_the_home_tab_and_offer_the_catch_up(socket_b
     (offer,) = fake.wait_for("chat.postEphemeral")
     assert (offer.args["user"], offer.args["channel"]) == ("U2", channel)
     assert "Catching up on INC-1 Socket events" in offer.args["text"]
+
+
+def test_after_slack_refreshes_the_connection_commands_are_acknowledged_at_once(socket_bot):
+    """Slack asks for a new connection every few hours and keeps the old one open a while;
+    an envelope it sends on the new one must be acknowledged inside Slack's 3 s. (The
+    built-in client read the new connection only once it had closed the old one, under a
+    lock the old one's reader holds for up to its 3 s receive timeout.)"""
+    _, socket, _, _ = socket_bot
+    for refresh in range(2, 5):
+        socket.disconnect()
+        socket.wait_connected(count=refresh)
+        envelope = socket.send("slash_commands", _slash(f"help {refresh}"))
+        socket.ack(envelope, timeout=1.5)  # was 3 s each time, every refresh
