@@ -210,6 +210,17 @@ def _journal_params(args: _JournalArgs) -> list[Any]:
     ]  # fmt: skip
 
 
+def _entry_params(args: _JournalArgs) -> list[Any]:
+    return [*_journal_params(args), args[8]]  # and the delivery, for a repeat's kind
+
+
+def _entry_result(row: dict[str, Any]) -> JournalResult:
+    """What `_JOURNAL_ENTRY` answered, as `journal` answers it."""
+    if row["id"] is not None:
+        return _new_id(row["id"]), row["incident_id"]
+    return "delivery" if row["delivered"] else "double"
+
+
 _APP_ID = 0x1D3B07  # marks a SQLite file as this bot's database (PRAGMA application_id)
 LEASE = timedelta(minutes=5)  # a row `sending` this long was left by a replica that died
 _INCIDENT_COLUMNS = frozenset(
@@ -824,6 +835,7 @@ class Store:
         with self.transaction():  # joins it (and fails if SQLite ended it by itself)
             if self.is_postgres:  # replicas: the same key is checked by one at a time
                 self._db.rows(_JOURNAL_LOCK, [[args[1]]])
+                return _entry_result(self._db.rows(_JOURNAL_ENTRY, _entry_params(args))[0])
             inserted = self._db.rows(_JOURNAL_INSERT, _journal_params(args))
             return self._journaled(args, inserted)
 
@@ -842,7 +854,7 @@ class Store:
         (also after a deadlock, say with another replica's round over the delivery
         key); not when the database itself failed."""
         statements: list[tuple[str, Params]] = [(_JOURNAL_LOCK, [[a[1] for a in batch]])]
-        statements += [(_JOURNAL_ENTRY, [*_journal_params(a), a[8]]) for a in batch]
+        statements += [(_JOURNAL_ENTRY, _entry_params(a)) for a in batch]
         assert isinstance(self._db, PostgresDatabase)
         try:
             answers = self._db.rows_in_one_trip(statements)
@@ -850,13 +862,7 @@ class Store:
             if len(batch) == 1 or (unavailable_error(exc) and not conflicted(exc)):
                 raise
             return [self._journal_alone(args) for args in batch]
-        results: list[JournalResult | Exception] = []
-        for (row,) in answers[1:]:
-            if row["id"] is not None:
-                results.append((_new_id(row["id"]), row["incident_id"]))
-            else:
-                results.append("delivery" if row["delivered"] else "double")
-        return results
+        return [_entry_result(row) for (row,) in answers[1:]]
 
     def _journal_alone(self, args: _JournalArgs) -> JournalResult | Exception:
         try:
@@ -865,7 +871,7 @@ class Store:
             return exc
 
     def _journaled(self, args: _JournalArgs, inserted: list[dict[str, Any]]) -> JournalResult:
-        """What the insert of `args` returned, as `journal` answers it (inside its
+        """SQLite: what the insert of `args` returned, as `journal` answers it (inside its
         transaction: a repeat is told apart before the commit)."""
         if inserted:
             return _new_id(inserted[0]["id"]), inserted[0]["incident_id"]

@@ -363,15 +363,16 @@ def test_the_statement_hook_runs_before_each_postgresql_statement_never_on_sqlit
     assert calls == (["MainThread"] * 4 if store.is_postgres else [])
 
 
-def test_a_request_journaled_inside_a_transaction_joins_it(tmp_path):
-    """(No round of its own: the caller's transaction decides, as for any other write.)"""
-    store = Store(tmp_path / "bot.db")
+def test_a_request_journaled_inside_a_transaction_joins_it(store):
+    """(No round of its own: the caller's transaction decides, as for any other write; its
+    repeats are told apart in it as in a round.)"""
     with pytest.raises(RuntimeError), store.transaction():
-        assert isinstance(_journal(store, "inside"), tuple)
+        assert isinstance(_journal(store, "inside", delivery="d1"), tuple)
+        assert _journal(store, "inside", delivery="d2") == "double"
+        assert _journal(store, "other", delivery="d1") == "delivery"
         raise RuntimeError("rolled back")
     assert store.query("SELECT COUNT(*) AS n FROM inbox")[0]["n"] == 0
     assert store._journals.rounds == 0
-    store.close()
 
 
 def test_a_request_is_journaled_with_the_incident_whose_channel_it_came_from(store, catalog):
