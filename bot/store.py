@@ -169,8 +169,10 @@ _JournalArgs = tuple[
 Journaled = tuple[int, int | None]  # an inbox id and the incident the request addresses
 # what Store.journal answers: the request journaled, or why it is a repeat
 JournalResult = Journaled | Literal["delivery", "double"]
-# PostgreSQL: the journal's keys, each checked by one transaction at a time across
-# replicas; taken in sorted order (the server calls the locking function after the sort)
+# PostgreSQL: the journal's keys and deliveries, each checked by one transaction at a
+# time across replicas (a delivery too: one journaled meanwhile under another key must be
+# seen as the repeat it is); taken in sorted order (the server calls the locking function
+# after the sort)
 _JOURNAL_LOCK = (
     "SELECT pg_advisory_xact_lock(h) FROM "
     "(SELECT DISTINCT hashtext(k) AS h FROM unnest(?::text[]) AS k) AS keys ORDER BY h"
@@ -208,6 +210,11 @@ def _journal_params(args: _JournalArgs) -> list[Any]:
         iso(received_at), dedupe_key, actor, channel, incident_id, channel, payload,
         reply_url, delivery, delivery, since, dedupe_key, iso(window_start),
     ]  # fmt: skip
+
+
+def _locked(batch: list[_JournalArgs]) -> list[str]:
+    """What `_JOURNAL_LOCK` locks for these entries: their keys and deliveries."""
+    return [a[1] for a in batch] + [a[8] for a in batch if a[8] is not None]
 
 
 def _entry_params(args: _JournalArgs) -> list[Any]:
@@ -834,7 +841,7 @@ class Store:
         SQLite's group commit (one statement, which SQLite undoes alone when it fails)."""
         with self.transaction():  # joins it (and fails if SQLite ended it by itself)
             if self.is_postgres:  # replicas: the same key is checked by one at a time
-                self._db.rows(_JOURNAL_LOCK, [[args[1]]])
+                self._db.rows(_JOURNAL_LOCK, [_locked([args])])
                 return _entry_result(self._db.rows(_JOURNAL_ENTRY, _entry_params(args))[0])
             inserted = self._db.rows(_JOURNAL_INSERT, _journal_params(args))
             return self._journaled(args, inserted)
@@ -853,7 +860,7 @@ class Store:
         written again one entry at a time, so that only that entry's caller fails
         (also after a deadlock, say with another replica's round over the delivery
         key); not when the database itself failed."""
-        statements: list[tuple[str, Params]] = [(_JOURNAL_LOCK, [[a[1] for a in batch]])]
+        statements: list[tuple[str, Params]] = [(_JOURNAL_LOCK, [_locked(batch)])]
         statements += [(_JOURNAL_ENTRY, _entry_params(a)) for a in batch]
         assert isinstance(self._db, PostgresDatabase)
         try:

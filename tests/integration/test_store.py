@@ -350,6 +350,35 @@ def test_on_postgresql_journaling_needs_no_connection_of_the_main_pool(postgres_
         store.close()
 
 
+def test_on_postgresql_a_delivery_journaled_meanwhile_by_a_replica_is_a_repeat(postgres_url):
+    """Another replica's round holds the same Slack delivery under another key (a read-only
+    verb's key carries its moment), not yet committed: this journal waits for it and
+    answers "delivery" (Slack sent it again: ignored), not "double" (which answers the
+    person that their request was a repeat)."""
+    import psycopg
+
+    store = Store(postgres_url)
+    out: list[object] = []
+    try:
+        with psycopg.connect(postgres_url) as other:  # a transaction, as a round is
+            other.execute("SELECT pg_advisory_xact_lock(hashtext('env:D'))")
+            other.execute(
+                "INSERT INTO inbox (received_at, dedupe_key, actor, payload, delivery) "
+                "VALUES (%s, 'status at one moment', 'ana', '{}', 'env:D')",
+                [START.isoformat()],
+            )
+            thread = threading.Thread(
+                target=lambda: out.append(_journal(store, "status at another", delivery="env:D"))
+            )
+            thread.start()
+            thread.join(0.3)
+            assert thread.is_alive()  # waiting for the other replica's round
+        thread.join(10)  # it committed
+        assert out == ["delivery"]
+    finally:
+        store.close()
+
+
 def test_the_statement_hook_runs_before_each_postgresql_statement_never_on_sqlite(store):
     """(The Slack server hooks RequestsFirst.step_aside there: background work lets an
     acknowledgement go first at each statement. On SQLite a thread waiting inside a
