@@ -28,7 +28,7 @@ from bot.alerts import AlertGroup, digest, fingerprints
 from bot.catchup import LEAVE_OUT, TIMELINE_LINES, catchup_text
 from bot.chat import Button, ChatPort, title_left_out
 from bot.clock import iso, utc_now
-from bot.commands import REVIEW_VERBS, USAGE, Command, Mention, clean_text, parse
+from bot.commands import REVIEW_VERBS, USAGE, Command, Mention, clean_text, parse, verb_of
 from bot.engine import Change, IncidentService
 from bot.errors import BotError, NotInIncident, ParseError
 from bot.events import (
@@ -181,7 +181,7 @@ class CommandHandler:
         # a command's text as the command reads it (which is also what PostgreSQL's text
         # can hold: no NUL); a form's or an alert's JSON escapes what it carries
         text = clean_text(typed) if typed else json.dumps(payload, sort_keys=True)
-        verb = text.split(maxsplit=1)[0].lower() if text.strip() else ""
+        verb = verb_of(typed) if typed else ""
         now = self.wall()
         said = " ".join(text.split())
         if len(said) > LONG_KEY:  # a form or an alert: the key stays small, the index too
