@@ -58,7 +58,7 @@ def _close_now(session: Any) -> None:
 class SocketMode(SocketModeHandler):
     def __init__(self, app: App, app_token: str, priority: RequestsFirst) -> None:
         # bolt's handler, on the client above: what SocketModeHandler.__init__ does with
-        # the built-in one (its settings left at their defaults)
+        # the built-in one, with bolt's defaults
         self.app = app
         self.app_token = app_token
         self.client = PromptRefreshClient(
@@ -66,6 +66,7 @@ class SocketMode(SocketModeHandler):
             logger=app.logger,
             web_client=app.client,
             proxy=app.client.proxy,
+            ping_interval=10,  # bolt's (slack-sdk's own is 5)
         )
         self.client.socket_mode_request_listeners.append(self.handle)
         self.priority = priority
