@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -32,6 +32,9 @@ class _Entry(Generic[T, R]):
     done: bool = False
     result: R | None = None
     error: BaseException | None = None
+    # set when its round is written, or when it is to lead the next one: each caller is
+    # woken once, not every caller at every round (fifty in flight, a handful of rounds)
+    woken: threading.Event = field(default_factory=threading.Event)
 
 
 class GroupCommit(Generic[T, R]):
@@ -41,8 +44,7 @@ class GroupCommit(Generic[T, R]):
 
     def __init__(self, write: Callable[[list[T]], list[R | Exception]]) -> None:
         self._write_round = write
-        lock = threading.Lock()
-        self._cond = threading.Condition(lock)  # callers wait here for their round
+        self._lock = lock = threading.Lock()  # the line, and who is writing
         # who watches the line (tests) waits here, woken as callers join it or a round
         # starts, so no caller waiting for its round is woken for nothing
         self.queued = threading.Condition(lock)
@@ -83,29 +85,38 @@ class GroupCommit(Generic[T, R]):
         its error raised here."""
         entry: _Entry[T, R] = _Entry(work)
         batch: list[_Entry[T, R]] = []
-        with self._cond:
+        with self._lock:
             self._waiting.append(entry)
             self.queued.notify_all()
-            while self._writing and not entry.done:
-                self._cond.wait()
-            if not entry.done:  # no round in progress: lead one, for all who wait
+            if not self._writing:  # no round in progress: lead one, for all who wait
                 batch, self._waiting = self._waiting, []
                 self._writing = True
-                self.queued.notify_all()
+        if not batch:
+            entry.woken.wait()
+            if not entry.done:  # the round before has ended: lead the next
+                with self._lock:
+                    batch, self._waiting = self._waiting, []
+                    self.queued.notify_all()
         if batch:
             ended = False
+            following: _Entry[T, R] | None = None
             try:
                 self._write(batch)
                 ended = True
             finally:
-                with self._cond:
-                    self._writing = False
+                with self._lock:
                     for written in batch:
                         if not ended:  # a BaseException ended the round: nothing is written
                             written.result = None
                             written.error = RuntimeError("the commit round was interrupted")
                         written.done = True
-                    self._cond.notify_all()
+                    following = self._waiting[0] if self._waiting else None
+                    self._writing = following is not None  # it leads the next round
+                    self.queued.notify_all()
+                for written in batch:
+                    written.woken.set()
+                if following is not None:
+                    following.woken.set()
         if entry.error is not None:
             raise entry.error
         return entry.result  # type: ignore[return-value]
