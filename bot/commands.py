@@ -146,25 +146,24 @@ def clean_text(text: str) -> str:
     return kept.strip()[:MAX_TEXT]
 
 
-def command_text(text: str) -> str:
-    """The text after `/incident` as `parse` reads it: cleaned, a leading `/incident` (or
-    `incident`) dropped."""
-    raw = clean_text(text or "")
-    if raw.lower().startswith("/incident"):
-        return raw[len("/incident") :].strip()
+def without_prefix(cleaned: str) -> str:
+    """Cleaned command text (`clean_text`) without a leading `/incident` (or `incident`),
+    as `parse` reads it."""
+    if cleaned.lower().startswith("/incident"):
+        return cleaned[len("/incident") :].strip()
     # `incident status`: the slash left out (or eaten by the terminal or a client)
-    return _BARE_PREFIX.sub("", raw, count=1)
+    return _BARE_PREFIX.sub("", cleaned, count=1)
 
 
-def verb_of(text: str) -> str:
-    """The verb `parse` would read in `text`, lower case ("" when there is none)."""
-    words = command_text(text).split(None, 1)
+def verb_of(cleaned: str) -> str:
+    """The verb `parse` would read in cleaned command text, lower case ("" when none)."""
+    words = without_prefix(cleaned).split(None, 1)
     return words[0].lower() if words else ""
 
 
 def parse(text: str) -> Command:
     """Parse the text after `/incident` (a leading `/incident` is also accepted)."""
-    raw = command_text(text)
+    raw = without_prefix(clean_text(text or ""))
     if not raw:
         return Command("open")
     head, *tail = raw.split(None, 1)  # any space: a Chinese IME types U+3000

@@ -181,7 +181,7 @@ class CommandHandler:
         # a command's text as the command reads it (which is also what PostgreSQL's text
         # can hold: no NUL); a form's or an alert's JSON escapes what it carries
         text = clean_text(typed) if typed else json.dumps(payload, sort_keys=True)
-        verb = verb_of(typed) if typed else ""
+        verb = verb_of(text) if typed else ""
         now = self.wall()
         said = " ".join(text.split())
         if len(said) > LONG_KEY:  # a form or an alert: the key stays small, the index too

@@ -128,8 +128,7 @@ class GroupCommit(Generic[T, R]):
             for entry in batch:
                 entry.result, entry.error = None, exc
             return
-        assert len(results) == len(batch), "a round answers for each of its entries"
-        for entry, result in zip(batch, results, strict=True):
+        for entry, result in zip(batch, results, strict=True):  # one answer for each
             if isinstance(result, Exception):
                 entry.error = result
             else:

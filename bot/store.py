@@ -837,8 +837,9 @@ class Store:
         return self._journals.submit(args)  # with the requests in flight: one commit
 
     def _journal(self, args: _JournalArgs) -> JournalResult:
-        """`journal`, given its arguments as one tuple, inside a transaction: one entry of
-        SQLite's group commit (one statement, which SQLite undoes alone when it fails)."""
+        """`journal`, given its arguments as one tuple, inside a transaction: a caller's (on
+        either database), or SQLite's group commit round, where its one statement is
+        undone alone when it fails."""
         with self.transaction():  # joins it (and fails if SQLite ended it by itself)
             if self.is_postgres:  # replicas: the same key is checked by one at a time
                 self._db.rows(_JOURNAL_LOCK, [_locked([args])])
@@ -858,8 +859,8 @@ class Store:
         double). Every answer is in once it has committed, so no caller is told of an
         error after that. A failed entry fails the transaction: the round is then
         written again one entry at a time, so that only that entry's caller fails
-        (also after a deadlock, say with another replica's round over the delivery
-        key); not when the database itself failed."""
+        (also after a deadlock or a serialisation failure); not when the database
+        itself failed."""
         statements: list[tuple[str, Params]] = [(_JOURNAL_LOCK, [_locked(batch)])]
         statements += [(_JOURNAL_ENTRY, _entry_params(a)) for a in batch]
         assert isinstance(self._db, PostgresDatabase)
