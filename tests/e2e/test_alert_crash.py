@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.hooks import AlertIntake
 from bot.routes import load_routes
 from bot.runbook import shipped_runbooks_dir
+from tests import forkserver
 from tests.alerting import ROUTES, TOKEN, alert, group, post_hook
 from tests.conftest import START, RecordingChat
 from tests.e2e.conftest import until
@@ -38,7 +39,7 @@ class Serve:
     def __init__(self, folder, fake, **env: str) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
+        self.proc = forkserver.Popen(
             [*BOT, "serve", "--http", "--port", str(self.port)],  # Slack's pace: not the subject
             env=_env(
                 folder,
@@ -162,7 +163,7 @@ def test_serve_refuses_to_take_alerts_with_a_routes_file_it_cannot_use(
 ):
     if routes is not None:
         (tmp_path / "routes.yaml").write_text(routes, encoding="utf-8")
-    done = subprocess.run(
+    done = forkserver.run(
         [sys.executable, "-m", "bot", "serve", "--http", "--port", str(_free_port())],
         env=_env(
             tmp_path,
@@ -182,7 +183,7 @@ def test_serve_refuses_to_take_alerts_with_a_routes_file_it_cannot_use(
 
 
 def test_serve_names_the_missing_notify_secret_at_start(tmp_path, fake):
-    done = subprocess.run(
+    done = forkserver.run(
         [sys.executable, "-m", "bot", "serve", "--http", "--port", str(_free_port())],
         env=_env(tmp_path, fake, INCIDENT_BOT_NOTIFY_URLS="https://status.example.com/hook"),
         cwd=tmp_path,

@@ -11,6 +11,7 @@ import time
 
 from bot.clock import utc_now
 from bot.store import Store
+from tests import forkserver
 from tests.e2e.conftest import until
 from tests.e2e.test_serve import SECRET, _env, _free_port, _wait_healthy
 from tests.slackreq import post, sign, slash_body
@@ -24,7 +25,7 @@ class Serve:
     def __init__(self, tmp_path, fake) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
+        self.proc = forkserver.Popen(
             [*BOT, "serve", "--http", "--port", str(self.port)],
             env=_env(tmp_path, fake, INCIDENT_BOT_CLOCK_SPEED="1"),
             cwd=tmp_path,
@@ -104,7 +105,7 @@ def test_a_request_journaled_before_a_crash_runs_on_restart(tmp_path, fake):
 
 def test_a_corrupt_database_stops_the_start_with_one_line(tmp_path, fake):
     (tmp_path / "bot.db").write_bytes(b"definitely not sqlite " * 200)
-    done = subprocess.run(
+    done = forkserver.run(
         [sys.executable, "-m", "bot", "serve", "--http", "--port", str(_free_port())],
         env=_env(tmp_path, fake),
         cwd=tmp_path,
@@ -122,7 +123,7 @@ def test_backup_while_serving_is_a_consistent_copy(tmp_path, fake):
     try:
         assert serve.command(fake, "start service-outage sev2 Backed up") == 200
         fake.wait_for("pins.add")
-        done = subprocess.run(
+        done = forkserver.run(
             [sys.executable, "-m", "bot", "backup", str(tmp_path / "copy.db")],
             env=_env(tmp_path, fake),
             cwd=tmp_path,

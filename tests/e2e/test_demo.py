@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests import forkserver
+
 
 def _demo(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INCIDENT_BOT_"))}
-    return subprocess.run(
+    return forkserver.run(
         [sys.executable, "-m", "bot", "demo"],
         cwd=cwd,
         env={**clean, **env},

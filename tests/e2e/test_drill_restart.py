@@ -21,13 +21,15 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from tests import forkserver
+
 REMINDER = "⏰"
 SPEED = 900  # bot minutes per real minute
 
 
 class Drill:
     def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
+        self.proc = forkserver.Popen(
             [sys.executable, "-m", "bot", "drill", "service-outage", "--speed", str(SPEED)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -14,6 +14,7 @@ import pytest
 
 from bot.http_server import BoundedHTTPServer, Request, Response, Route
 from bot.slack.priority import RequestsFirst
+from tests import forkserver
 from tests.e2e.conftest import Harness, declare
 from tests.e2e.test_serve import SECRET as SERVE_SECRET
 from tests.e2e.test_serve import _env, _free_port, _wait_healthy
@@ -217,7 +218,7 @@ def test_a_thousand_slow_connections_do_not_stop_health_or_commands(tmp_path):
     with FakeSlack() as fake:
         fake.precreate("general", channel_id="C0")
         port = _free_port()
-        proc = subprocess.Popen(
+        proc = forkserver.Popen(
             [sys.executable, "-m", "bot", "serve", "--http", "--port", str(port)],
             env=_env(tmp_path, fake, INCIDENT_BOT_CLOCK_SPEED="1"),
             cwd=tmp_path,

@@ -20,6 +20,7 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.runbook import shipped_runbooks_dir
 from bot.slack.server import start_bot
+from tests import forkserver
 from tests.conftest import START
 from tests.e2e.conftest import SECRET, Harness, declare
 from tests.fakeslack import FakeSlack
@@ -175,7 +176,7 @@ def test_serve_starts_with_hostile_runbooks_and_logs_each_once(tmp_path: Path, f
     for name, (text, _, _) in HOSTILE.items():
         (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
     port = _free_port()
-    proc = subprocess.Popen(
+    proc = forkserver.Popen(
         [sys.executable, "-m", "bot", "serve", "--http", "--port", str(port)],
         env=_env(tmp_path, fake, INCIDENT_BOT_RUNBOOKS=str(folder)),
         cwd=tmp_path,
@@ -221,7 +222,7 @@ def test_cli_postmortem_falls_back_and_says_why(tmp_path: Path):
         store.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INCIDENT_BOT_"))}
     env |= {"INCIDENT_BOT_DB": str(tmp_path / "bot.db"), "INCIDENT_BOT_RUNBOOKS": str(folder)}
-    done = subprocess.run(
+    done = forkserver.run(
         [sys.executable, "-m", "bot", "postmortem", "INC-1", "--out", str(tmp_path / "pm.md")],
         env=env,
         cwd=tmp_path,

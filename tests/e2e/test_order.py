@@ -24,6 +24,7 @@ import pytest
 
 from bot.clock import utc_now
 from bot.store import Store
+from tests import forkserver
 from tests.e2e.conftest import until
 from tests.e2e.test_serve import SECRET, _env, _free_port, _wait_healthy
 from tests.fakeslack import FakeSlack
@@ -51,7 +52,7 @@ class Bot:
     ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
+        self.proc = forkserver.Popen(
             [
                 *BOT,
                 *(f"--set={name}={value}" for name, value in (knobs or {}).items()),
@@ -237,7 +238,7 @@ def test_an_undeliverable_reply_and_a_poisoned_request_never_stop_the_replay(tmp
             "chat.postEphemeral", lambda c: "INC-1" in c.args["text"], timeout=30
         )
         assert ephemeral.args["channel"] == channel
-        doctor = subprocess.run(
+        doctor = forkserver.run(
             [sys.executable, "-m", "bot", "doctor"],
             env=_env(tmp_path, fake),
             cwd=tmp_path,
@@ -255,7 +256,7 @@ def test_an_undeliverable_reply_and_a_poisoned_request_never_stop_the_replay(tmp
 def test_a_second_serve_on_the_same_database_is_refused(tmp_path, fake):
     first = Bot(tmp_path, fake)
     try:
-        done = subprocess.run(
+        done = forkserver.run(
             [sys.executable, "-m", "bot", "serve", "--http", "--port", str(_free_port())],
             env=_env(tmp_path, fake),
             cwd=tmp_path,

@@ -21,6 +21,7 @@ from bot.clock import FakeClock
 from bot.engine import IncidentService
 from bot.runbook import Catalog, shipped_runbooks_dir
 from bot.store import Store
+from tests import forkserver
 from tests.e2e.test_serve import SECRET, _env, _free_port, _wait_healthy
 from tests.slackreq import post, sign, slash_body
 
@@ -57,7 +58,7 @@ def _report(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     environ.update(
         INCIDENT_BOT_DB=str(tmp_path / "bot.db"), INCIDENT_BOT_DRILL_DB=str(tmp_path / "drill.db")
     )
-    return subprocess.run(
+    return forkserver.run(
         [sys.executable, "-m", "bot", "report", *args],
         env=environ,
         cwd=tmp_path,
@@ -165,7 +166,7 @@ def test_drills_are_counted_apart(tmp_path, report):
 def test_the_report_runs_beside_a_running_serve_and_sees_what_it_wrote(tmp_path, fake):
     _seed(tmp_path / "bot.db", 2)
     port = _free_port()
-    proc = subprocess.Popen(
+    proc = forkserver.Popen(
         [sys.executable, "-m", "bot", "serve", "--http", "--port", str(port)],
         env=_env(tmp_path, fake, INCIDENT_BOT_CLOCK_SPEED="1"),
         cwd=tmp_path,

@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from tests import forkserver
 from tests.slackreq import post, sign, slash_body
 
 SECRET = "serve-secret"
@@ -52,7 +53,7 @@ def _env(tmp_path, fake, **extra) -> dict[str, str]:
 
 def test_serve_http_runs_an_incident_with_live_reminders(tmp_path, fake):
     port = _free_port()
-    proc = subprocess.Popen(
+    proc = forkserver.Popen(
         [sys.executable, "-m", "bot", "serve", "--http", "--port", str(port)],
         env=_env(tmp_path, fake, INCIDENT_BOT_CLOCK_SPEED="900"),
         cwd=tmp_path,
@@ -100,7 +101,7 @@ def test_serve_http_runs_an_incident_with_live_reminders(tmp_path, fake):
     ],
 )
 def test_bad_settings_give_one_line_not_a_traceback(tmp_path, fake, env, message):
-    done = subprocess.run(
+    done = forkserver.run(
         [sys.executable, "-m", "bot", "serve", "--http", "--port", str(_free_port())],
         env=_env(tmp_path, fake) | env,
         cwd=tmp_path,
@@ -116,7 +117,7 @@ def test_bad_settings_give_one_line_not_a_traceback(tmp_path, fake, env, message
 
 def test_a_token_slack_refuses_is_reported_at_start(tmp_path, fake):
     fake.fail("auth.test", error="invalid_auth")
-    done = subprocess.run(
+    done = forkserver.run(
         [sys.executable, "-m", "bot", "serve", "--http", "--port", str(_free_port())],
         env=_env(tmp_path, fake),
         cwd=tmp_path,

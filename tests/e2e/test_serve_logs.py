@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.runbook import shipped_runbooks_dir
 from bot.slack.server import start_bot
 from bot.store import Store
+from tests import forkserver
 from tests.conftest import START
 from tests.e2e.conftest import until
 from tests.e2e.test_serve import _env, _free_port
@@ -32,7 +33,7 @@ def fake():
 
 
 def _serve(tmp_path, fake) -> subprocess.Popen:
-    return subprocess.Popen(
+    return forkserver.Popen(
         [sys.executable, "-m", "bot", "serve", "--http", "--port", str(_free_port())],
         env=_env(tmp_path, fake),
         cwd=tmp_path,
@@ -72,7 +73,7 @@ def test_a_first_start_says_once_that_it_creates_the_database_and_a_restart_not_
 
 def test_a_start_that_fails_says_nothing_about_a_database_and_creates_none(tmp_path, fake):
     fake.fail("auth.test", error="invalid_auth")
-    done = subprocess.run(
+    done = forkserver.run(
         [sys.executable, "-m", "bot", "serve", "--http", "--port", str(_free_port())],
         env=_env(tmp_path, fake),
         cwd=tmp_path,

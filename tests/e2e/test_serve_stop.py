@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from tests import forkserver
 from tests.e2e.test_serve import _env, _free_port, _wait_healthy
 from tests.fakeslack import FakeSlack
 
@@ -30,7 +31,7 @@ def _tgkill(pid: int, tid: int, signum: int) -> None:
 def test_a_sigterm_delivered_to_a_worker_thread_still_stops_serve(tmp_path):
     with FakeSlack() as fake:
         port = _free_port()
-        proc = subprocess.Popen(
+        proc = forkserver.Popen(
             [sys.executable, "-m", "bot", "serve", "--http", "--port", str(port)],
             env=_env(tmp_path, fake),
             cwd=tmp_path,

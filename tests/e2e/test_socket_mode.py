@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from tests import forkserver
 from tests.e2e.test_serve import SECRET, _env, _free_port, _wait_healthy
 from tests.fakeslack import FakeSlack
 from tests.slackreq import (
@@ -44,7 +45,7 @@ def socket_bot(tmp_path):
         fake.precreate("general", channel_id="C0")
         fake.socket_url = socket.url
         port = _free_port()
-        proc = subprocess.Popen(
+        proc = forkserver.Popen(
             [*BOT, "serve", "--port", str(port)],
             env=_env(
                 tmp_path, fake, SLACK_APP_TOKEN="xapp-1-socket-test", INCIDENT_BOT_CLOCK_SPEED="1"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 import yaml
 
 from bot.slack.manifest import BadURL, events_url, manifest_yaml
+from tests import forkserver
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
@@ -62,7 +62,7 @@ def test_a_request_url_slack_cannot_use_is_refused_with_the_right_form(given, wh
 
 
 def test_cli_manifest_refuses_http_in_one_line_and_prints_nothing_else():
-    done = subprocess.run(
+    done = forkserver.run(
         [sys.executable, "-m", "bot", "manifest", "--url", "http://bot.example.com"],
         capture_output=True,
         text=True,
@@ -76,7 +76,7 @@ def test_cli_manifest_refuses_http_in_one_line_and_prints_nothing_else():
 
 
 def test_cli_manifest_with_the_full_events_url_does_not_double_the_path():
-    done = subprocess.run(
+    done = forkserver.run(
         [sys.executable, "-m", "bot", "manifest", "--url", "https://x.example/slack/events"],
         capture_output=True,
         text=True,

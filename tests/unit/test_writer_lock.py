@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from bot.writer_lock import DatabaseInUse, hold_writer_lock
+from tests import forkserver
 
 
 def test_a_second_writer_is_refused_with_the_holder_named(tmp_path):
@@ -28,7 +29,7 @@ def test_a_second_writer_is_refused_with_the_holder_named(tmp_path):
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     db = tmp_path / "bot.db"
-    holder = subprocess.Popen(
+    holder = forkserver.Popen(
         [
             sys.executable,
             "-c",
