@@ -35,6 +35,7 @@ from bot.engine import IncidentService
 from bot.messages import Renderer
 from bot.postmortem import compile_review
 from bot.runbook import Catalog
+from tests import forkserver
 
 REPO = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -119,10 +120,10 @@ def _many_steps(tmp_path, store, clock, count: int):
 
 
 def _built(data, render):
-    """The figure built and drawn in the chart's fonts and settings, as the PNG is."""
+    """The figure built and laid out in the chart's fonts and settings, as the PNG is."""
     with chart_style():
         figure = build_figure(data, render)
-        figure.canvas.draw()
+        figure.draw_without_rendering()  # the layout the PNG gets, without rasterising it
     return figure
 
 
@@ -502,7 +503,8 @@ def test_a_process_with_an_unwritable_home_draws_without_a_word_on_stderr(tmp_pa
         print(draw_review_chart(review, Path({str(tmp_path / "INC-1.png")!r})))
         """
     )
-    result = subprocess.run(
+    # forked: matplotlib is not imported before the child's own environment is in place
+    result = forkserver.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
