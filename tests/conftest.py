@@ -28,6 +28,20 @@ REPO = Path(__file__).resolve().parents[1]
 def pytest_configure(config: pytest.Config) -> None:
     _in_memory_tmp(config)
     _bytecode(config)
+    _shared_fork_server(config)
+
+
+def _shared_fork_server(config: pytest.Config) -> None:
+    """pytest-xdist's controller starts the server bot processes are forked from
+    (tests/forkserver.py) and its workers share it: one server importing the bot (1.3 s
+    of CPU) instead of one per worker. Started before the workers, not waited for."""
+    if hasattr(config, "workerinput") or not getattr(config.option, "tx", None):
+        return
+    if config.option.collectonly:
+        return
+    from tests import forkserver
+
+    forkserver.share()
 
 
 def _bytecode(config: pytest.Config) -> None:

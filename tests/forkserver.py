@@ -4,8 +4,9 @@ Each `python -m bot …` a test starts spends about half a second of CPU importi
 slack-sdk, pydantic and the bot before it does anything, and the suite starts about sixty
 of them. `Popen` and `run` here take the same arguments as `subprocess`'s; a command line
 that runs Python (`-m MODULE`, `-c CODE` or a script, nothing else) is handed to a server
-started once per test process (`python tests/forkserver.py SOCKET`), which imported the
-bot's modules at its start and forks a child for it. The child takes the test's standard
+(`python tests/forkserver.py SOCKET`: one per run, started by pytest-xdist's controller and
+shared by its workers, or one per test process), which imported the bot's modules at its
+start and forks a child for it. The child takes the test's standard
 streams, working directory, environment and arguments, runs the module as `python` would,
 and exits through the interpreter's own shutdown (threads joined, atexit run). It is a
 real process with its own pid: signals, kills, exit statuses, pipes and timeouts behave as
@@ -16,6 +17,12 @@ What differs from a fresh interpreter, and why that changes no test's result:
   the environment when imported (the bot reads it when it builds its settings), and a
   command line whose environment differs from the server's in a variable Python reads
   at start-up (PYTHON*, locale) starts a fresh interpreter instead;
+- matplotlib (imported by the bot only to draw a chart; 0.6 s of each drawing child's
+  CPU) is imported as `bot.chart` imports it, after `ensure_config_dir()` and in its
+  quiet. It picks its folders and settings as it is imported, from HOME, TMPDIR, XDG_*,
+  MPL* and a `matplotlibrc` in the working folder: a command line whose environment
+  differs in those, or whose folder holds a `matplotlibrc`, starts a fresh interpreter
+  (the server compares each command line's variables with those it started with);
 - the child's parent is the server, not the test (the bot never asks);
 - children share the server's hash seed, where fresh interpreters each draw one.
 Anything else (another executable, `shell`, `preexec_fn`, `pass_fds`, a user or group,
@@ -54,7 +61,10 @@ PRELOAD = (
     "bot.catchup",
 )
 OPTIONAL_PRELOAD = ("psycopg", "psycopg_pool")  # for the PostgreSQL tests, where installed
-STARTUP_VARIABLES = ("PYTHON", "LC_", "LANG")  # read by Python as it starts: must match
+CHART_PRELOAD = ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg")
+# read by Python as it starts, or by matplotlib as it is imported: must be the server's
+STARTUP_PREFIXES = ("PYTHON", "LC_", "LANG", "MPL", "MATPLOTLIB")
+STARTUP_NAMES = frozenset({"HOME", "TMPDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"})
 _HEADER = struct.Struct("!I")
 _FORKABLE = os.name == "posix" and hasattr(os, "pidfd_open") and hasattr(socket, "send_fds")
 
@@ -216,29 +226,39 @@ def _request(args: Any, cwd: Any, env: Any) -> dict[str, Any] | None:
 
 
 class _Client:
-    """This test process's connection to its fork server."""
+    """This test process's connection to a fork server: its own, or the one pytest-xdist's
+    controller shares (`share`), whose socket its workers find in SHARED_VARIABLE."""
 
-    def __init__(self) -> None:
-        folder = tempfile.mkdtemp(prefix="forkserver-")
-        self.address = str(Path(folder) / "socket")
+    def __init__(self, shared: str | None = None) -> None:
         self.owner = os.getpid()
-        self.startup = _startup(os.environ)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.ready: bool | None = True if shared else None  # None: not yet told
+        if shared:
+            self.address = shared
+            return
+        self.address = str(Path(tempfile.mkdtemp(prefix="forkserver-")) / "socket")
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), self.address],
             stdin=subprocess.PIPE,  # the server exits when this closes
             stdout=subprocess.PIPE,
             cwd=Path(__file__).resolve().parents[1],
         )
-        assert self.process.stdout is not None
-        self.ready = self.process.stdout.readline() == b"ready\n"
         atexit.register(self.close)
+
+    def _is_ready(self) -> bool:
+        if self.ready is None:  # its own server: wait until it has imported the bot
+            assert self.process is not None and self.process.stdout is not None
+            self.ready = self.process.stdout.readline() == b"ready\n"
+        return self.ready
 
     def spawn(
         self, request: dict[str, Any], fds: tuple[int, int, int]
     ) -> tuple[int, socket.socket] | None:
         """Fork `request` with `fds` (-1: this process's own) as its stdin, stdout, stderr."""
-        if not self.ready or _startup(request["env"]) != self.startup:
+        if not self._is_ready():
             return None
+        if os.path.lexists(os.path.join(request["cwd"], "matplotlibrc")):
+            return None  # matplotlib would read it as it is imported
         streams = [fd if fd != -1 else n for n, fd in enumerate(fds)]
         body = json.dumps(request).encode()
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -262,7 +282,7 @@ class _Client:
         return int(value), conn
 
     def close(self) -> None:
-        if self.process.stdin is not None and not self.process.stdin.closed:
+        if self.process and self.process.stdin is not None and not self.process.stdin.closed:
             self.process.stdin.close()
             self.process.wait(timeout=10)
 
@@ -271,18 +291,30 @@ _client: _Client | None = None
 _client_lock = threading.Lock()
 
 
+SHARED_VARIABLE = "FORKSERVER_SOCKET"
+
+
+def share() -> None:
+    """Start this process's server now, without waiting for it, and have every process
+    started from here on use it (pytest-xdist's controller, for its workers): one server
+    importing the bot instead of one per worker."""
+    client = _server()
+    if client is not None:
+        os.environ[SHARED_VARIABLE] = client.address
+
+
 def _server() -> _Client | None:
     global _client
     if not _FORKABLE:
         return None
     with _client_lock:
         if _client is None or _client.owner != os.getpid():
-            _client = _Client()
+            _client = _Client(os.environ.get(SHARED_VARIABLE))
         return _client
 
 
 def _startup(env: Any) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k.startswith(STARTUP_VARIABLES)}
+    return {k: v for k, v in env.items() if k.startswith(STARTUP_PREFIXES) or k in STARTUP_NAMES}
 
 
 # --- the server's side ----------------------------------------------------------------
@@ -299,6 +331,10 @@ def _serve(address: str) -> _Job:
     import gc
     import importlib
 
+    startup = _startup(os.environ)  # before ensure_config_dir() may add MPLCONFIGDIR
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(64)  # connections wait here while the bot is imported
     for name in PRELOAD:
         importlib.import_module(name)
     for name in OPTIONAL_PRELOAD:
@@ -306,13 +342,16 @@ def _serve(address: str) -> _Job:
             importlib.import_module(name)
         except ImportError:
             pass
+    from bot.chart import _quiet, ensure_config_dir
+
+    ensure_config_dir()  # what the bot does before it first imports matplotlib
+    with _quiet():
+        for name in CHART_PRELOAD:
+            importlib.import_module(name)
     assert threading.active_count() == 1, "an import started a thread: forking is unsafe"
     # what was imported stays put: a child's exit then frees it without first copying
     # every page it touches (0.13 s of CPU per child without this, 0.03 s with it)
     gc.freeze()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(address)
-    listener.listen(64)
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, "accept")
     selector.register(sys.stdin.buffer, selectors.EVENT_READ, "stdin")
@@ -326,7 +365,7 @@ def _serve(address: str) -> _Job:
                     raise SystemExit(0)  # the test process has gone: children run on
             elif key.data == "accept":
                 conn, _ = listener.accept()
-                job = _accept(conn, selector, listener, children)
+                job = _accept(conn, selector, listener, children, startup)
                 if job is not None:
                     return job
             else:
@@ -346,6 +385,7 @@ def _accept(
     selector: selectors.BaseSelector,
     listener: socket.socket,
     children: dict[int, tuple[int, socket.socket]],
+    startup: dict[str, str],
 ) -> _Job | None:
     data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
     try:
@@ -359,6 +399,8 @@ def _accept(
         request = json.loads(body)
         if len(fds) != 3 or not os.path.isdir(request["cwd"]):
             raise OSError("no streams or no such folder")
+        if _startup(request["env"]) != startup:
+            raise ValueError("what Python or matplotlib reads as it starts differs from ours")
     except (OSError, ValueError, KeyError, struct.error):
         for fd in fds:
             os.close(fd)

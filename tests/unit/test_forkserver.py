@@ -128,3 +128,36 @@ def test_what_it_cannot_fork_runs_through_subprocess(tmp_path: Path) -> None:
 
 def _environment() -> dict[str, str]:
     return dict(os.environ)
+
+
+MATPLOTLIB_PROBE = """
+import json, sys
+from bot.chart import _quiet, ensure_config_dir
+ensure_config_dir()
+with _quiet():
+    import matplotlib
+print(json.dumps({
+    "preloaded": "bot.cli" in sys.modules,
+    "configdir": matplotlib.get_configdir(),
+    "cachedir": matplotlib.get_cachedir(),
+    "rc": {key: repr(value) for key, value in matplotlib.rcParams.items()},
+}))
+"""
+
+
+def test_matplotlib_in_a_forked_process_has_a_fresh_ones_folders_and_settings(tmp_path):
+    forked, fresh = _both([sys.executable, "-c", MATPLOTLIB_PROBE], cwd=tmp_path)
+    a, b = json.loads(forked.stdout), json.loads(fresh.stdout)
+    assert a.pop("preloaded") is True and b.pop("preloaded") is False
+    assert a == b
+    assert forked.stderr == fresh.stderr == ""
+
+
+def test_what_matplotlib_reads_as_it_is_imported_gets_a_fresh_interpreter(tmp_path):
+    check = [sys.executable, "-c", "import sys; print('bot.cli' in sys.modules)"]
+    (tmp_path / "matplotlibrc").write_text("font.size: 20\n", encoding="utf-8")
+    assert forkserver.run(check, cwd=tmp_path, capture_output=True, text=True).stdout == "False\n"
+    for name, value in (("HOME", str(tmp_path)), ("MPLBACKEND", "svg"), ("TMPDIR", str(tmp_path))):
+        env = {**_environment(), name: value}
+        done = forkserver.run(check, env=env, capture_output=True, text=True)
+        assert done.stdout == "False\n", name
