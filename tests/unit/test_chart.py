@@ -17,6 +17,7 @@ from bot import chart
 from bot.chart import (
     COLORS,
     DPI,
+    MARK,
     MAX_STEP_ROWS,
     MAX_TITLE,
     STEP_ROW,
@@ -30,6 +31,7 @@ from bot.chart import (
     draw_review_chart,
     ensure_config_dir,
     fit_text,
+    read_mark,
 )
 from bot.engine import IncidentService
 from bot.messages import Renderer
@@ -511,6 +513,70 @@ def test_a_process_with_an_unwritable_home_draws_without_a_word_on_stderr(tmp_pa
     assert result.stdout.strip() == str(tmp_path / "INC-1.png")
     assert result.stderr == ""  # no "Matplotlib created a temporary cache directory…"
     assert list((tmp_path / "tmp").glob("incident-bot-matplotlib-*"))
+
+
+# --- a rebuild of the same record --------------------------------------------------
+
+
+def _counting_builds(monkeypatch) -> list[object]:
+    builds: list[object] = []
+    real = chart.build_figure
+
+    def counted(data, render):
+        builds.append(data)
+        return real(data, render)
+
+    monkeypatch.setattr(chart, "build_figure", counted)
+    return builds
+
+
+def test_a_rebuild_of_an_unchanged_record_keeps_the_picture_without_drawing_it(
+    service, clock, tmp_path, monkeypatch
+):
+    incident = _played(service, clock)  # closed: its plan-versus-actual no longer moves
+    path = tmp_path / "INC-1.png"
+    assert draw_review_chart(_review(service, incident), path) == path
+    drawn = path.read_bytes()
+    assert read_mark(path) and [b for k, b in _chunks(drawn) if k == b"tEXt"] == [
+        f"{MARK}\0{read_mark(path)}".encode("latin-1")
+    ]
+    builds = _counting_builds(monkeypatch)
+    os.utime(path, (1, 1))
+    assert draw_review_chart(_review(service, incident), path) == path
+    assert builds == [] and path.stat().st_mtime == 1 and path.read_bytes() == drawn
+    # another language is another picture
+    assert draw_review_chart(_review(service, incident, "zh"), path) == path
+    assert len(builds) == 1 and path.read_bytes() != drawn
+
+
+def test_a_changed_record_or_a_file_the_bot_did_not_draw_is_drawn_again(
+    service, clock, tmp_path, monkeypatch
+):
+    incident = service.start("service-outage", "Checkout down", "ana").incident
+    path = tmp_path / "INC-1.png"
+    assert draw_review_chart(_review(service, incident), path) == path
+    before = path.read_bytes()
+    builds = _counting_builds(monkeypatch)
+    clock.advance(timedelta(minutes=5))
+    service.done(incident.id, "1.1", "ana")
+    assert draw_review_chart(_review(service, incident), path) == path
+    assert len(builds) == 1 and path.read_bytes() != before
+    after = path.read_bytes()
+    # someone's own picture, one cut short, or a link to a marked chart: drawn again
+    elsewhere = tmp_path / "elsewhere.png"
+    elsewhere.write_bytes(after)
+    for planted in (
+        b"not a png",
+        after[: len(after) // 2].replace(MARK.encode(), b"x" * len(MARK)),
+    ):
+        path.write_bytes(planted)
+        assert draw_review_chart(_review(service, incident), path) == path
+        assert path.read_bytes() == after
+    path.unlink()
+    path.symlink_to(elsewhere)
+    assert draw_review_chart(_review(service, incident), path) == path
+    assert not path.is_symlink() and path.read_bytes() == after
+    assert len(builds) == 4
 
 
 # --- straight from the record ------------------------------------------------------
