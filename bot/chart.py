@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import struct
 import tempfile
 import threading
@@ -388,11 +389,13 @@ def draw_plan_vs_actual(
             render = Renderer(language)
             data = chart_data(incident, phases, steps, render, charset)
             mark = chart_mark(data, language, cjk)
-            if read_mark(path) == mark:  # a rebuild of a closed incident: the same picture
+            if mark is not None and read_mark(path) == mark:  # a rebuild, the same picture
                 return path
             path.parent.mkdir(parents=True, exist_ok=True)
             figure = build_figure(data, render)
-            figure.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None, MARK: mark})
+            metadata: dict[str, str | None] = {"Software": None}
+            metadata.update({MARK: mark} if mark else {})
+            figure.savefig(tmp, format="png", dpi=DPI, metadata=metadata)
         tmp.replace(path)
         return path
     except Exception as exc:  # the review must never fail because of its chart
@@ -409,26 +412,39 @@ def draw_plan_vs_actual(
 # `/incident postmortem` after close, where the plan-versus-actual record no longer moves).
 MARK = "incident-bot chart"
 _MARK_SCAN = 64 * 1024  # the text chunks come before the image data
+_IEND = b"\0\0\0\0IEND\xaeB`\x82"  # a PNG's last chunk: the file was written to its end
+# the code a picture's look depends on besides matplotlib: drawing, labels, durations
+_DRAWING_CODE = ("chart", "messages", "timefmt")
 
 
-def chart_mark(data: ChartData, language: str, cjk: Path | None) -> str:
-    """The digest of a picture's inputs: its data and language, and what draws it (this
-    module, the message catalogs, matplotlib's version, the CJK font). Equal marks, equal
-    pictures."""
-    digest = hashlib.sha256(_drawing_identity(cjk).encode())
-    digest.update(repr((language, data)).encode())
+def chart_mark(data: ChartData, language: str, cjk: Path | None) -> str | None:
+    """The digest of a picture's inputs: its data and language, matplotlib's settings in
+    force (call it inside `chart_style()`), and what draws it (the drawing code, the message
+    catalogs, matplotlib's version, the CJK font). Equal marks, equal pictures. None when
+    the code cannot be read: then every chart is drawn."""
+    import matplotlib
+
+    identity = _drawing_identity(cjk)
+    if identity is None:
+        return None
+    digest = hashlib.sha256(identity.encode())
+    digest.update(repr((language, data, sorted(matplotlib.rcParams.items()))).encode())
     return digest.hexdigest()
 
 
 @cache
-def _drawing_identity(cjk: Path | None) -> str:
+def _drawing_identity(cjk: Path | None) -> str | None:
     import matplotlib
 
-    sources = [Path(__file__), *sorted(TEMPLATES.glob("messages.*.yaml"))]
-    parts = [matplotlib.__version__, str(cjk), *(_file_digest(p) for p in sources)]
-    if cjk is not None:
-        parts.append(_file_digest(cjk))
-    return "\n".join(parts)
+    package = Path(__file__).parent
+    sources = [package / f"{name}{Path(__file__).suffix}" for name in _DRAWING_CODE]
+    sources += sorted(TEMPLATES.glob("messages.*.yaml"))
+    sources += [cjk] if cjk is not None else []
+    try:
+        digests = [_file_digest(p) for p in sources]
+    except OSError:
+        return None
+    return "\n".join([matplotlib.__version__, str(cjk), *digests])
 
 
 def _file_digest(path: Path) -> str:
@@ -437,15 +453,23 @@ def _file_digest(path: Path) -> str:
 
 
 def read_mark(path: Path) -> str | None:
-    """The mark of the chart at `path`, or None (no such regular file, no mark, not a PNG)."""
+    """The mark of the chart at `path`, or None: no such regular file (a symlink, a FIFO
+    are never opened for reading), not a PNG written to its end, or no mark."""
     try:
-        if path.is_symlink() or not path.is_file():
-            return None
-        with path.open("rb") as handle:
-            head = handle.read(_MARK_SCAN)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    if not head.startswith(b"\x89PNG\r\n\x1a\n"):
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            size = os.fstat(fd).st_size
+            if not stat.S_ISREG(os.fstat(fd).st_mode) or size < 8 + len(_IEND):
+                return None
+            head = handle.read(_MARK_SCAN)
+            handle.seek(size - len(_IEND))
+            tail = handle.read(len(_IEND))
+        except OSError:
+            return None
+    if not head.startswith(b"\x89PNG\r\n\x1a\n") or tail != _IEND:
         return None
     at, key = 8, MARK.encode("latin-1") + b"\0"
     while at + 8 <= len(head):

@@ -6,25 +6,32 @@ of them. `Popen` and `run` here take the same arguments as `subprocess`'s; a com
 that runs Python (`-m MODULE`, `-c CODE` or a script, nothing else) is handed to a server
 (`python tests/forkserver.py SOCKET`: one per run, started by pytest-xdist's controller and
 shared by its workers, or one per test process), which imported the bot's modules at its
-start and forks a child for it. The child takes the test's standard
-streams, working directory, environment and arguments, runs the module as `python` would,
-and exits through the interpreter's own shutdown (threads joined, atexit run). It is a
-real process with its own pid: signals, kills, exit statuses, pipes and timeouts behave as
-they do for `subprocess.Popen`, whose code does all the rest.
+start and forks a child for it. The child takes the test's standard streams, working
+directory, environment, umask and arguments, runs the module as `python` would (its own
+`__main__`, `sys.argv`, `sys.path[0]`), and exits through the interpreter's own shutdown
+(threads joined, atexit run). It is a real process with its own pid: signals, kills, exit
+statuses, pipes and timeouts behave as they do for `subprocess.Popen`, whose code does all
+the rest.
 
 What differs from a fresh interpreter, and why that changes no test's result:
 - the modules in PRELOAD were imported under the server's environment: none of them reads
-  the environment when imported (the bot reads it when it builds its settings), and a
-  command line whose environment differs from the server's in a variable Python reads
-  at start-up (PYTHON*, locale) starts a fresh interpreter instead;
+  the environment when imported (the bot reads it when it builds its settings). The
+  server refuses a command line whose environment differs from the one it started with
+  in what Python reads as it starts (PYTHON*, locale, TZ), or whose resource limits
+  differ from its own, or that runs (`-m`) a module it imported: the test then starts a
+  fresh interpreter;
 - matplotlib (imported by the bot only to draw a chart; 0.6 s of each drawing child's
   CPU) is imported as `bot.chart` imports it, after `ensure_config_dir()` and in its
   quiet. It picks its folders and settings as it is imported, from HOME, TMPDIR, XDG_*,
   MPL* and a `matplotlibrc` in the working folder: a command line whose environment
-  differs in those, or whose folder holds a `matplotlibrc`, starts a fresh interpreter
-  (the server compares each command line's variables with those it started with);
+  differs in those, or whose folder holds a `matplotlibrc`, gets a fresh interpreter;
+- a module the bot uses without importing it (`email.utils` without `import email.utils`)
+  is there in a forked child, having been imported by another: such a bug shows only in a
+  fresh interpreter, so the README's commands (`demo`, `serve`) and `--help`/`validate`
+  also run fresh in one test each;
 - the child's parent is the server, not the test (the bot never asks);
-- children share the server's hash seed, where fresh interpreters each draw one.
+- children share the server's hash seed, where fresh interpreters each draw one;
+- a traceback has two frames of this file above the program's.
 Anything else (another executable, `shell`, `preexec_fn`, `pass_fds`, a user or group,
 a new session, or the server not answering) runs through `subprocess` unchanged. A test
 whose subject is the process itself (its peak memory, its imports) uses `subprocess`.
@@ -35,13 +42,16 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import resource
 import selectors
+import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +74,16 @@ OPTIONAL_PRELOAD = ("psycopg", "psycopg_pool")  # for the PostgreSQL tests, wher
 CHART_PRELOAD = ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg")
 # read by Python as it starts, or by matplotlib as it is imported: must be the server's
 STARTUP_PREFIXES = ("PYTHON", "LC_", "LANG", "MPL", "MATPLOTLIB")
-STARTUP_NAMES = frozenset({"HOME", "TMPDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"})
+STARTUP_NAMES = frozenset({"HOME", "TMPDIR", "TZ", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"})
+# limits a child inherits from its parent: the test's and the server's must be equal
+LIMITS = tuple(
+    getattr(resource, name)
+    for name in ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE",
+                 "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_STACK")
+    if hasattr(resource, name)
+)  # fmt: skip
+SPAWN_SECONDS = 30.0  # for the server to answer a request (it forks in milliseconds)
+READY_SECONDS = 120.0  # for a server to import the bot (about a second)
 _HEADER = struct.Struct("!I")
 _FORKABLE = os.name == "posix" and hasattr(os, "pidfd_open") and hasattr(socket, "send_fds")
 
@@ -215,14 +234,35 @@ def _request(args: Any, cwd: Any, env: Any) -> dict[str, Any] | None:
             return None
     elif first.startswith("-") or not first.endswith(".py"):
         return None
+    umask = _umask()
+    if umask is None:
+        return None
     environment = dict(
         os.environ if env is None else {os.fsdecode(k): os.fsdecode(v) for k, v in env.items()}
     )
     return {
         "argv": argv[1:],
-        "cwd": os.fsdecode(cwd) if cwd is not None else os.getcwd(),
+        "cwd": os.path.abspath(os.fsdecode(cwd) if cwd is not None else os.getcwd()),
         "env": environment,
+        "umask": umask,
+        "limits": _limits(),
     }
+
+
+def _umask() -> int | None:
+    """This process's umask, read without setting it (another thread may be creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return None
+
+
+def _limits() -> list[list[int]]:
+    return [list(resource.getrlimit(kind)) for kind in LIMITS]
 
 
 class _Client:
@@ -233,6 +273,7 @@ class _Client:
         self.owner = os.getpid()
         self.process: subprocess.Popen[bytes] | None = None
         self.ready: bool | None = True if shared else None  # None: not yet told
+        self._said = b""  # what its own server has written
         if shared:
             self.address = shared
             return
@@ -245,11 +286,27 @@ class _Client:
         )
         atexit.register(self.close)
 
+    def wait_for(self, line: bytes, seconds: float) -> bool:
+        """Whether this process's own server said `line` (`listening`, then `ready`) in time."""
+        assert self.process is not None and self.process.stdout is not None
+        fd = self.process.stdout.fileno()  # read unbuffered: both lines may come in one read
+        deadline = time.monotonic() + seconds
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while line + b"\n" not in self._said.splitlines(keepends=True):
+                if not selector.select(max(deadline - time.monotonic(), 0)):
+                    return False
+                part = os.read(fd, 4096)
+                if not part:
+                    return False
+                self._said += part
+        return True
+
     def _is_ready(self) -> bool:
-        if self.ready is None:  # its own server: wait until it has imported the bot
-            assert self.process is not None and self.process.stdout is not None
-            self.ready = self.process.stdout.readline() == b"ready\n"
-        return self.ready
+        with _client_lock:  # two threads' first requests: one waits, the other reads
+            if self.ready is None:  # its own server: wait until it has imported the bot
+                self.ready = self.wait_for(b"ready", READY_SECONDS)
+            return self.ready
 
     def spawn(
         self, request: dict[str, Any], fds: tuple[int, int, int]
@@ -262,15 +319,17 @@ class _Client:
         streams = [fd if fd != -1 else n for n, fd in enumerate(fds)]
         body = json.dumps(request).encode()
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # A stuck server gives way to a fresh interpreter, but only before it holds the
+        # streams: a copy of a pipe's end in a request it never read would keep the pipe
+        # open. So it first says hello, then gets them, and then it is waited for.
+        conn.settimeout(SPAWN_SECONDS)
         try:
             conn.connect(self.address)
+            if _line(conn) != b"hello\n":
+                raise OSError("the fork server did not say hello")
+            conn.settimeout(None)
             socket.send_fds(conn, [_HEADER.pack(len(body)) + body], streams)
-            answer = b""
-            while not answer.endswith(b"\n"):
-                part = conn.recv(64)
-                if not part:
-                    raise OSError("the fork server closed the connection")
-                answer += part
+            answer = _line(conn)
         except OSError:
             conn.close()
             self.ready = False
@@ -299,8 +358,8 @@ def share() -> None:
     started from here on use it (pytest-xdist's controller, for its workers): one server
     importing the bot instead of one per worker."""
     client = _server()
-    if client is not None:
-        os.environ[SHARED_VARIABLE] = client.address
+    if client is not None and client.wait_for(b"listening", READY_SECONDS):
+        os.environ[SHARED_VARIABLE] = client.address  # requests wait while it imports
 
 
 def _server() -> _Client | None:
@@ -335,6 +394,8 @@ def _serve(address: str) -> _Job:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(address)
     listener.listen(64)  # connections wait here while the bot is imported
+    sys.stdout.write("listening\n")
+    sys.stdout.flush()
     for name in PRELOAD:
         importlib.import_module(name)
     for name in OPTIONAL_PRELOAD:
@@ -361,8 +422,11 @@ def _serve(address: str) -> _Job:
     while True:
         for key, _ in selector.select():
             if key.data == "stdin":
-                if not os.read(sys.stdin.fileno(), 4096):
-                    raise SystemExit(0)  # the test process has gone: children run on
+                if not os.read(sys.stdin.fileno(), 4096):  # the tests have ended
+                    listener.close()
+                    os.unlink(address)
+                    os.rmdir(os.path.dirname(address))
+                    raise SystemExit(0)  # children still running run on
             elif key.data == "accept":
                 conn, _ = listener.accept()
                 job = _accept(conn, selector, listener, children, startup)
@@ -373,10 +437,7 @@ def _serve(address: str) -> _Job:
                 selector.unregister(key.fd)
                 os.close(key.fd)
                 _, status = os.waitpid(pid, 0)
-                try:
-                    conn.sendall(b"status %d\n" % status)
-                except OSError:
-                    pass  # the test stopped asking
+                _send(conn, b"status %d\n" % status)  # unless the test stopped asking
                 conn.close()
 
 
@@ -387,8 +448,13 @@ def _accept(
     children: dict[int, tuple[int, socket.socket]],
     startup: dict[str, str],
 ) -> _Job | None:
-    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+    """Fork the child `conn` asks for; returns only in that child. A test that has gone
+    away meanwhile costs nothing but its own request."""
+    conn.settimeout(SPAWN_SECONDS)
+    fds: list[int] = []
     try:
+        conn.sendall(b"hello\n")
+        data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
         (size,) = _HEADER.unpack_from(data)
         body = data[_HEADER.size :]
         while len(body) < size:
@@ -401,10 +467,14 @@ def _accept(
             raise OSError("no streams or no such folder")
         if _startup(request["env"]) != startup:
             raise ValueError("what Python or matplotlib reads as it starts differs from ours")
-    except (OSError, ValueError, KeyError, struct.error):
+        if request["limits"] != _limits():
+            raise ValueError("the test's resource limits are not ours")
+        if _imported_already(request["argv"]):
+            raise ValueError("runpy would run an imported module a second time")
+    except (OSError, ValueError, KeyError, TypeError, struct.error):
         for fd in fds:
             os.close(fd)
-        conn.sendall(b"refused -\n")
+        _send(conn, b"refused -\n")
         conn.close()
         return None
     pid = os.fork()
@@ -421,6 +491,7 @@ def _accept(
             if fd > 2:
                 os.close(fd)
         os.chdir(request["cwd"])
+        os.umask(request["umask"])
         os.environ.clear()
         os.environ.update(request["env"])
         tempfile.tempdir = None  # read TMPDIR again, as a new process would
@@ -428,16 +499,54 @@ def _accept(
     for fd in fds:
         os.close(fd)
     pidfd = os.pidfd_open(pid)
+    if not _send(conn, b"pid %d\n" % pid):  # nobody to wait for it: it never runs
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(pidfd)
+        conn.close()
+        return None
     children[pidfd] = (pid, conn)
     selector.register(pidfd, selectors.EVENT_READ, "child")
-    conn.sendall(b"pid %d\n" % pid)
     return None
+
+
+def _line(conn: socket.socket) -> bytes:
+    """One line from `conn`, read a byte at a time: the next line (a quick child's status
+    after its pid) stays in the socket for whoever asks for it."""
+    answer = b""
+    while not answer.endswith(b"\n"):
+        part = conn.recv(1)
+        if not part:
+            raise OSError("the fork server closed the connection")
+        answer += part
+    return answer
+
+
+def _send(conn: socket.socket, line: bytes) -> bool:
+    try:
+        conn.sendall(line)
+        return True
+    except OSError:
+        return False
+
+
+def _imported_already(argv: list[str]) -> bool:
+    """Whether `-m NAME` names a module the server imported (runpy would warn, and run it
+    again beside the imported one)."""
+    if argv[0] != "-m":
+        return False
+    name = argv[1]
+    module = sys.modules.get(name)
+    if module is not None and not hasattr(module, "__path__"):
+        return True
+    return f"{name}.__main__" in sys.modules
 
 
 def _run(job: _Job) -> None:
     """Run the job as `python ARGV…` would: as `__main__`, with sys.argv and sys.path[0]."""
     import builtins
     import runpy
+    import types
 
     first, *rest = job.argv
     if first == "-m":
@@ -447,8 +556,10 @@ def _run(job: _Job) -> None:
     elif first == "-c":
         sys.argv = ["-c", *rest[1:]]
         sys.path[0] = ""
-        main = {"__name__": "__main__", "__builtins__": builtins}
-        exec(compile(rest[0], "<string>", "exec"), main)
+        main = types.ModuleType("__main__")  # its own, as `python -c` has: not this file's
+        main.__builtins__ = builtins  # type: ignore[attr-defined]
+        sys.modules["__main__"] = main
+        exec(compile(rest[0], "<string>", "exec"), main.__dict__)
     else:
         script = str(Path(first).resolve())
         sys.argv = [first, *rest]

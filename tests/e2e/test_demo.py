@@ -10,9 +10,10 @@ from pathlib import Path
 from tests import forkserver
 
 
-def _demo(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _demo(cwd: Path, fresh: bool = False, **env: str) -> subprocess.CompletedProcess[str]:
+    """The demo, forked (tests/forkserver.py) or, with `fresh`, from a new interpreter."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INCIDENT_BOT_"))}
-    return forkserver.run(
+    return (subprocess.run if fresh else forkserver.run)(
         [sys.executable, "-m", "bot", "demo"],
         cwd=cwd,
         env={**clean, **env},
@@ -23,7 +24,8 @@ def _demo(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_plays_a_whole_incident_and_writes_a_postmortem(tmp_path):
-    done = _demo(tmp_path, INCIDENT_BOT_POSTMORTEMS=str(tmp_path / "pm"))
+    # the README's first command, as a newcomer's shell starts it: nothing imported before
+    done = _demo(tmp_path, fresh=True, INCIDENT_BOT_POSTMORTEMS=str(tmp_path / "pm"))
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for expected in (

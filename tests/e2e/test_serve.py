@@ -53,7 +53,7 @@ def _env(tmp_path, fake, **extra) -> dict[str, str]:
 
 def test_serve_http_runs_an_incident_with_live_reminders(tmp_path, fake):
     port = _free_port()
-    proc = forkserver.Popen(
+    proc = subprocess.Popen(  # a fresh interpreter, as an operator's shell starts it
         [sys.executable, "-m", "bot", "serve", "--http", "--port", str(port)],
         env=_env(tmp_path, fake, INCIDENT_BOT_CLOCK_SPEED="900"),
         cwd=tmp_path,

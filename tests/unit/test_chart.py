@@ -37,7 +37,6 @@ from bot.engine import IncidentService
 from bot.messages import Renderer
 from bot.postmortem import compile_review
 from bot.runbook import Catalog
-from tests import forkserver
 
 REPO = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -505,8 +504,7 @@ def test_a_process_with_an_unwritable_home_draws_without_a_word_on_stderr(tmp_pa
         print(draw_review_chart(review, Path({str(tmp_path / "INC-1.png")!r})))
         """
     )
-    # forked: matplotlib is not imported before the child's own environment is in place
-    result = forkserver.run(
+    result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
@@ -562,21 +560,38 @@ def test_a_changed_record_or_a_file_the_bot_did_not_draw_is_drawn_again(
     assert draw_review_chart(_review(service, incident), path) == path
     assert len(builds) == 1 and path.read_bytes() != before
     after = path.read_bytes()
-    # someone's own picture, one cut short, or a link to a marked chart: drawn again
-    elsewhere = tmp_path / "elsewhere.png"
-    elsewhere.write_bytes(after)
-    for planted in (
-        b"not a png",
-        after[: len(after) // 2].replace(MARK.encode(), b"x" * len(MARK)),
-    ):
+    # someone's own picture, its mark taken off, one cut short with its mark still in it,
+    # a link to a marked chart, a FIFO (never opened for reading): each drawn again
+    unmarked = after.replace(MARK.encode(), b"x" * len(MARK))
+    for planted in (b"not a png", unmarked, after[: len(after) // 3]):
         path.write_bytes(planted)
         assert draw_review_chart(_review(service, incident), path) == path
         assert path.read_bytes() == after
+    elsewhere = tmp_path / "elsewhere.png"
+    elsewhere.write_bytes(after)
     path.unlink()
     path.symlink_to(elsewhere)
     assert draw_review_chart(_review(service, incident), path) == path
     assert not path.is_symlink() and path.read_bytes() == after
-    assert len(builds) == 4
+    path.unlink()
+    os.mkfifo(path)
+    assert draw_review_chart(_review(service, incident), path) == path
+    assert path.is_file() and path.read_bytes() == after
+    assert len(builds) == 6
+
+
+def test_a_setting_that_changes_the_look_changes_the_mark(service, clock, tmp_path, monkeypatch):
+    """matplotlib's settings in force (a matplotlibrc, MPLCONFIGDIR's) are part of the mark:
+    with another background the picture is drawn again."""
+    import matplotlib
+
+    incident = _played(service, clock)
+    path = tmp_path / "INC-1.png"
+    assert draw_review_chart(_review(service, incident), path) == path
+    before, mark = path.read_bytes(), read_mark(path)
+    monkeypatch.setitem(matplotlib.rcParams, "axes.facecolor", "yellow")
+    assert draw_review_chart(_review(service, incident), path) == path
+    assert read_mark(path) != mark and path.read_bytes() != before
 
 
 # --- straight from the record ------------------------------------------------------

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,9 @@ from tests import forkserver
 
 # reports what a process was given, and whether it started with the bot already imported
 PROBE = """
-import json, os, sys
+import json, os, pickle, resource, sys, time
+def here(): pass
+umask = [l.split()[1] for l in open("/proc/self/status") if l.startswith("Umask:")][0]
 print(json.dumps({
     "argv": sys.argv,
     "cwd": os.getcwd(),
@@ -26,6 +31,11 @@ print(json.dumps({
     "stdin": sys.stdin.read(),
     "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd") if int(fd) > 2),
     "name": __name__,
+    "main": sys.modules["__main__"].__dict__ is globals(),
+    "pickles": len(pickle.dumps(here)) > 0,
+    "umask": umask,
+    "files": resource.getrlimit(resource.RLIMIT_NOFILE),
+    "zone": [time.tzname, time.localtime(0).tm_hour],
     "preloaded": "bot.cli" in sys.modules,
 }))
 sys.stderr.write("to stderr\\n")
@@ -53,6 +63,7 @@ def test_a_forked_process_gets_what_a_fresh_one_gets(tmp_path: Path) -> None:
     assert a == b
     assert a["argv"] == ["-c", "3", "second"] and a["cwd"] == str(tmp_path)
     assert a["marker"] == "yes" and a["stdin"] == "typed" and a["name"] == "__main__"
+    assert a["main"] is True and a["pickles"] is True
     assert (
         (forked.returncode, forked.stderr) == (fresh.returncode, fresh.stderr) == (3, "to stderr\n")
     )
@@ -67,6 +78,53 @@ def test_a_module_and_a_script_run_as_python_runs_them(tmp_path: Path) -> None:
         assert a.pop("preloaded") is True and b.pop("preloaded") is False
         assert a == b, args
         assert forked.returncode == fresh.returncode == 0
+
+
+def test_a_relative_folder_is_the_tests_not_the_servers(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "inner").mkdir()
+    monkeypatch.chdir(tmp_path)
+    forked, fresh = _both([sys.executable, "-c", PROBE, "0"], cwd="inner", env=_environment())
+    a, b = json.loads(forked.stdout), json.loads(fresh.stdout)
+    assert a.pop("preloaded") is True and b.pop("preloaded") is False
+    assert a == b and a["cwd"] == str(tmp_path / "inner")
+
+
+def test_what_a_child_inherits_beyond_its_environment_is_the_tests(tmp_path: Path) -> None:
+    """A time zone, a umask, a resource limit: a forked child has the test's, or the test
+    gets a fresh interpreter."""
+    env = {**_environment(), "TZ": "Asia/Tokyo"}
+    forked, fresh = _both([sys.executable, "-c", PROBE, "0"], env=env)
+    assert json.loads(forked.stdout) == json.loads(fresh.stdout)  # TZ: a fresh one
+    assert json.loads(forked.stdout)["zone"] == [["JST", "JST"], 9]
+    kind = resource.RLIMIT_NOFILE
+    limit, old_mask = resource.getrlimit(kind), os.umask(0o077)
+    try:
+        resource.setrlimit(kind, (min(limit[0], 256), limit[1]))
+        forked, fresh = _both([sys.executable, "-c", PROBE, "0"], env=_environment())
+    finally:
+        resource.setrlimit(kind, limit)
+        os.umask(old_mask)
+    a, b = json.loads(forked.stdout), json.loads(fresh.stdout)
+    assert a == b and a["umask"] == "0077" and a["files"][0] == min(limit[0], 256)
+    assert a["preloaded"] is False  # a limit the server does not have: a fresh one
+    old_mask = os.umask(0o027)
+    try:
+        forked, fresh = _both([sys.executable, "-c", PROBE, "0"], env=_environment())
+    finally:
+        os.umask(old_mask)
+    a, b = json.loads(forked.stdout), json.loads(fresh.stdout)
+    assert a.pop("preloaded") is True and b.pop("preloaded") is False  # a umask is set
+    assert a == b and a["umask"] == "0027"
+
+
+def test_a_module_the_server_imported_is_run_by_a_fresh_interpreter(tmp_path: Path) -> None:
+    forked, fresh = _both([sys.executable, "-m", "bot.slack.manifest"], cwd=tmp_path)
+    assert (forked.returncode, forked.stdout, forked.stderr) == (
+        fresh.returncode,
+        fresh.stdout,
+        fresh.stderr,
+    )
+    assert "RuntimeWarning" not in forked.stderr
 
 
 def test_the_bot_cli_prints_and_exits_the_same(tmp_path: Path) -> None:
@@ -161,3 +219,51 @@ def test_what_matplotlib_reads_as_it_is_imported_gets_a_fresh_interpreter(tmp_pa
         env = {**_environment(), name: value}
         done = forkserver.run(check, env=env, capture_output=True, text=True)
         assert done.stdout == "False\n", name
+
+
+def test_a_test_that_goes_away_mid_request_leaves_the_server_serving() -> None:
+    sleeper = forkserver.Popen(
+        [sys.executable, "-c", "import time; time.sleep(0.5)"], env=_environment()
+    )
+    client = forkserver._server()
+    assert client is not None
+    for _ in range(3):  # connect and leave, before and after sending part of a request
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gone:
+            gone.connect(client.address)
+            gone.sendall(b"\0\0")
+    assert sleeper.wait(timeout=30) == 0  # its status still came
+    done = forkserver.run([sys.executable, "-c", "import sys; print('bot.cli' in sys.modules)"],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.stdout == "True\n"
+
+
+def test_a_server_that_never_answers_gives_way_to_a_fresh_interpreter(tmp_path, monkeypatch):
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.bind(str(tmp_path / "socket"))
+    silent.listen(1)  # and never accepts
+    monkeypatch.setattr(forkserver, "SPAWN_SECONDS", 0.3)
+    monkeypatch.setattr(forkserver, "_client", forkserver._Client(str(tmp_path / "socket")))
+    check = [sys.executable, "-c", "import sys; print('bot.cli' in sys.modules)"]
+    done = forkserver.run(check, capture_output=True, text=True, timeout=30)
+    assert done.stdout == "False\n"
+    silent.close()
+
+
+def test_two_threads_starting_the_first_children_of_a_new_server_both_finish(monkeypatch):
+    monkeypatch.delenv(forkserver.SHARED_VARIABLE, raising=False)
+    own = forkserver._Client()
+    monkeypatch.setattr(forkserver, "_client", own)
+    check = [sys.executable, "-c", "import sys; print('bot.cli' in sys.modules)"]
+    results: list[str] = []
+
+    def start() -> None:
+        done = forkserver.run(check, capture_output=True, text=True, timeout=60)
+        results.append(done.stdout)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+    assert results == ["True\n", "True\n"]
+    own.close()
