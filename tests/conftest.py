@@ -34,7 +34,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def _shared_fork_server(config: pytest.Config) -> None:
     """pytest-xdist's controller starts the server bot processes are forked from
     (tests/forkserver.py) and its workers share it: one server importing the bot (1.3 s
-    of CPU) instead of one per worker. Started before the workers, not waited for."""
+    of CPU) instead of one per worker. Started before the workers; the workers' first
+    requests wait for its imports, the controller does not."""
     if hasattr(config, "workerinput") or not getattr(config.option, "tx", None):
         return
     if config.option.collectonly:

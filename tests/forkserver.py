@@ -354,9 +354,9 @@ SHARED_VARIABLE = "FORKSERVER_SOCKET"
 
 
 def share() -> None:
-    """Start this process's server now, without waiting for it, and have every process
-    started from here on use it (pytest-xdist's controller, for its workers): one server
-    importing the bot instead of one per worker."""
+    """Start this process's server now, wait only until it listens (not for its imports),
+    and have every process started from here on use it (pytest-xdist's controller, for its
+    workers): one server importing the bot instead of one per worker."""
     client = _server()
     if client is not None and client.wait_for(b"listening", READY_SECONDS):
         os.environ[SHARED_VARIABLE] = client.address  # requests wait while it imports
