@@ -390,13 +390,17 @@ def draw_plan_vs_actual(
             data = chart_data(incident, phases, steps, render, charset)
             mark = chart_mark(data, language, cjk)
             if mark is not None and read_mark(path) == mark:  # a rebuild, the same picture
+                tmp.unlink(missing_ok=True)  # left by a draw killed halfway, if any
                 return path
             path.parent.mkdir(parents=True, exist_ok=True)
             figure = build_figure(data, render)
             metadata: dict[str, str | None] = {"Software": None}
-            metadata.update({MARK: mark} if mark else {})
+            if mark is not None:
+                metadata[MARK] = mark
             figure.savefig(tmp, format="png", dpi=DPI, metadata=metadata)
-        tmp.replace(path)
+            # in place before the lock is let go: the next draw of this path reads the
+            # finished file's mark, and never writes the same .tmp while it is renamed
+            tmp.replace(path)
         return path
     except Exception as exc:  # the review must never fail because of its chart
         log.warning("chart for %s not drawn: %s: %s", incident.ref, type(exc).__name__, exc)
@@ -461,11 +465,11 @@ def read_mark(path: Path) -> str | None:
         return None
     with os.fdopen(fd, "rb") as handle:
         try:
-            size = os.fstat(fd).st_size
-            if not stat.S_ISREG(os.fstat(fd).st_mode) or size < 8 + len(_IEND):
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size < 8 + len(_IEND):
                 return None
             head = handle.read(_MARK_SCAN)
-            handle.seek(size - len(_IEND))
+            handle.seek(info.st_size - len(_IEND))
             tail = handle.read(len(_IEND))
         except OSError:
             return None

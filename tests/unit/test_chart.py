@@ -8,6 +8,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import warnings
 from contextlib import nullcontext
 from datetime import timedelta
@@ -579,6 +580,48 @@ def test_a_changed_record_or_a_file_the_bot_did_not_draw_is_drawn_again(
     assert draw_review_chart(_review(service, incident), path) == path
     assert path.is_file() and path.read_bytes() == after
     assert len(builds) == 2
+
+
+def test_two_rebuilds_at_once_draw_the_picture_once(service, clock, tmp_path, monkeypatch):
+    """Two deliveries of one review (a `/incident postmortem` beside the close's) in two
+    threads: one draws, the other finds the finished file's mark; nothing half-written."""
+    incident = _played(service, clock)
+    review = _review(service, incident)
+    path = tmp_path / "INC-1.png"
+    builds = _counting_builds(monkeypatch)
+    start = threading.Barrier(2)
+    results: list[object] = []
+
+    def rebuild() -> None:
+        start.wait(timeout=30)
+        results.append(draw_review_chart(review, path))
+
+    threads = [threading.Thread(target=rebuild) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results == [path, path] and len(builds) == 1
+    assert read_mark(path) is not None  # a whole PNG, IEND and all
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("INC-1")) == ["INC-1.png"]
+
+
+def test_what_a_draw_killed_halfway_left_is_cleared_by_the_next(
+    service, clock, tmp_path, monkeypatch
+):
+    """A process killed inside savefig leaves `INC-n.png.tmp` (the picture itself is only
+    ever renamed into place): the next build, drawing or not, leaves no such file."""
+    incident = _played(service, clock)
+    path = tmp_path / "INC-1.png"
+    leftover = tmp_path / "INC-1.png.tmp"
+    leftover.write_bytes(b"\x89PNG\r\n\x1a\n half")  # killed on the first draw
+    assert draw_review_chart(_review(service, incident), path) == path
+    assert read_mark(path) is not None and not leftover.exists()
+    drawn = path.read_bytes()
+    builds = _counting_builds(monkeypatch)
+    leftover.write_bytes(drawn[:100])  # killed while redrawing an unchanged picture
+    assert draw_review_chart(_review(service, incident), path) == path
+    assert builds == [] and path.read_bytes() == drawn and not leftover.exists()
 
 
 def test_a_setting_that_changes_the_look_changes_the_mark(service, clock, tmp_path, monkeypatch):
