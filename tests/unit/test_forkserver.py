@@ -174,6 +174,61 @@ def test_the_interpreter_shuts_down_as_usual_in_a_forked_process() -> None:
     )
 
 
+# each ending of a program, and what a fresh interpreter leaves: status, stdout, last line
+# of stderr (a forked traceback has two more frames above the program's), files
+ENDINGS = {
+    "unflushed output": ("print('tail', end='')", (0, "tail", "")),
+    "a status": ("sys.exit(3)", (3, "", "")),
+    "a negative status": ("sys.exit(-1)", (255, "", "")),
+    "no status": ("raise SystemExit", (0, "", "")),
+    "a message": ("sys.exit('bye')", (1, "", "bye")),
+    "an error": ("raise ValueError('boom')", (1, "", "ValueError: boom")),
+    "an interrupt": ("raise KeyboardInterrupt", (-signal.SIGINT, "", "KeyboardInterrupt")),
+    "the first stdout replaced": (
+        "import io, os\n"
+        "print('first', end='')\n"
+        "sys.stdout = io.TextIOWrapper(io.FileIO(os.dup(1), 'w'), write_through=True)\n"
+        "print('second', end='')",
+        (0, "firstsecond", ""),
+    ),
+    "a daemon thread still running": (
+        "import threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(30), print('late')), daemon=True).start()",
+        (0, "", ""),
+    ),
+    "a file and a database left open": (  # held by a module the server imported too
+        "import json, sqlite3\n"
+        "json.left = open('left.txt', 'w')\n"
+        "json.left.write('kept')\n"
+        "json.db = sqlite3.connect('x.db')\n"
+        "json.db.execute('pragma journal_mode=wal')\n"
+        "json.db.execute('create table t(x)')\n"
+        "json.db.commit()",
+        (0, "", ""),
+    ),
+}
+
+
+@pytest.mark.parametrize("ending", ENDINGS)
+def test_a_forked_process_ends_as_a_fresh_one_ends(tmp_path: Path, ending: str) -> None:
+    code, expected = ENDINGS[ending]
+    program = f"import sys\nprint('bot.cli' in sys.modules)\n{code}\n"
+    seen = {}
+    for how, run in (("forked", forkserver.run), ("fresh", subprocess.run)):
+        folder = tmp_path / how
+        folder.mkdir()
+        done = run([sys.executable, "-c", program], cwd=folder, env=_environment(),
+                   capture_output=True, text=True, timeout=30)  # fmt: skip
+        first, _, rest = done.stdout.partition("\n")
+        assert first == str(how == "forked")  # it really was forked, or fresh
+        files = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "x.db"}
+        seen[how] = (done.returncode, rest, (done.stderr.splitlines() or [""])[-1], files)
+    assert seen["forked"] == seen["fresh"]
+    assert seen["fresh"][:3] == expected
+    if ending == "a file and a database left open":  # flushed, and the log folded back
+        assert seen["fresh"][3] == {"left.txt": b"kept"}
+
+
 def test_what_it_cannot_fork_runs_through_subprocess(tmp_path: Path) -> None:
     # a start-up variable that differs from the server's: a fresh interpreter must read it
     env = {**_environment(), "PYTHON_FORKSERVER_PROBE": "1"}
