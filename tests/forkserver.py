@@ -32,9 +32,11 @@ What differs from a fresh interpreter, and why that changes no test's result:
 - the child's parent is the server, not the test (the bot never asks);
 - what the program left reachable at its end is not freed object by object (that costs a
   child 40 ms of CPU, copying nearly every page it shares with the server): files left
-  open are flushed and SQLite connections closed, as freeing them would, but nothing
-  else of theirs runs, such as a `__del__` or the "Exception ignored" line of one that
-  fails. Nothing the bot leaves at its end relies on more;
+  open are closed and SQLite connections closed, as freeing them would, but no `__del__`
+  or other finalizer runs (a `NamedTemporaryFile` left open stays on disk), a cursor
+  still holding a statement keeps its connection's write-ahead log, and daemon threads
+  may run on while the child flushes (Python stops them once atexit is done). The bot
+  closes its database and files itself, and tests end it by SIGTERM or SIGKILL;
 - children share the server's hash seed, where fresh interpreters each draw one;
 - a traceback has two frames of this file above the program's.
 Anything else (another executable, `shell`, `preexec_fn`, `pass_fds`, a user or group,
@@ -59,6 +61,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from traceback import format_exception_only
 from typing import Any
 
 # imported once by the server; none reads the environment when imported
@@ -415,8 +418,9 @@ def _serve(address: str) -> _Job:
         for name in CHART_PRELOAD:
             importlib.import_module(name)
     assert threading.active_count() == 1, "an import started a thread: forking is unsafe"
-    # what was imported stays put: a child's collections never walk it, and so never copy
-    # the pages it lies on (nor does its end: see _finish)
+    # what was imported stays put: a child's collections never walk it, so never write to
+    # the pages it lies on (what the child uses of it still does; its end does not, see
+    # _finish)
     gc.freeze()
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, "accept")
@@ -579,7 +583,8 @@ def _finish(job: _Job) -> None:
     it shares with the server: 40 ms of CPU even for `-c pass`, 6 ms without. So the child
     does what the shutdown does that a test can see, in Python's order (the status, with a
     message or traceback on stderr; threads joined; atexit; the standard streams flushed;
-    files and SQLite connections left open written out), then `os._exit`.
+    files and SQLite connections left open closed), then `os._exit`. What it leaves out
+    is in this module's docstring.
     """
     interrupted = False
     try:
@@ -593,11 +598,14 @@ def _finish(job: _Job) -> None:
         del exc
     threading._shutdown()  # type: ignore[attr-defined]  # as Python: threads, then atexit
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
+    for stream in (sys.stdout, sys.stderr):  # as Python: a closed one is passed over
+        if stream is None or getattr(stream, "closed", False):
+            continue
         try:
-            if stream is not None:
-                stream.flush()
-        except Exception:  # noqa: BLE001 - Python's own status for a failed flush at exit
+            stream.flush()
+        except Exception as exc:  # noqa: BLE001 - Python's status for a failed flush at exit
+            if stream is sys.stdout:  # said on stderr, as Python's unraisable hook says it
+                _say(f"Exception ignored in: {stream!r}\n", *format_exception_only(exc))
             code = 120
     _release_what_is_left()
     if interrupted:  # Python ends by SIGINT, so that its parent sees the interrupt
@@ -606,45 +614,55 @@ def _finish(job: _Job) -> None:
     os._exit(code)
 
 
+def _say(*lines: str) -> None:
+    try:
+        sys.stderr.write("".join(lines))
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - nowhere left to say it
+        pass
+
+
 def _exit_status(code: object) -> int:
     """The status `raise SystemExit(code)` ends Python with; a code not a number is printed."""
     if code is None:
         return 0
     if isinstance(code, int):
-        return code & 0xFF
-    try:
-        sys.stderr.write(f"{code}\n")
-    except Exception:  # noqa: BLE001 - as Python: the status stands without its message
-        pass
+        return code & 0xFF if -(2**63) <= code < 2**63 else 255  # past a C long: -1
+    _say(f"{code}\n")  # as Python: the status stands, said or not
     return 1
 
 
 def _release_what_is_left() -> None:
     """What freeing the modules would have done that shows outside the process: garbage
-    finalized, files still open flushed, SQLite connections closed (the last one folds
-    the write-ahead log back into the database and removes it). Only what the child made
-    is looked at: what the server imported is frozen and `gc` leaves it alone."""
+    finalized, files still open closed, SQLite connections closed (the last one folds the
+    write-ahead log back into the database and removes it, unless a cursor still holds a
+    statement, or the connection belongs to another thread). Only what the child made is
+    looked at: what the server imported is frozen and `gc` leaves it alone."""
     import gc
     import io
     import sqlite3
 
     gc.collect()
-    for kind, release in (
-        (io.TextIOBase, "flush"),  # text first: it flushes into its buffer
-        (io.BufferedIOBase, "flush"),
-        (sqlite3.Connection, "close"),
-    ):
-        # only these are held: a statement a connection caches must be freed as it closes,
-        # or SQLite keeps the connection (and its log) until the process is gone
+    standard = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)}
+    for kind in (io.TextIOBase, io.BufferedIOBase, sqlite3.Connection):  # text first: it
+        # writes into its buffer. Only these are held: a statement a connection caches must
+        # be freed as it closes, or SQLite keeps the connection (and its log) till the end
         found = [thing for thing in gc.get_objects() if isinstance(thing, kind)]
-        if kind is io.TextIOBase:
-            found += [sys.__stdout__, sys.__stderr__]  # the server's, so frozen
         for thing in found:
             try:
-                getattr(thing, release)()
+                if id(thing) in standard:
+                    thing.flush()  # kept open, as Python keeps them: fds 0-2 end with us
+                else:
+                    thing.close()
             except Exception:  # noqa: BLE001 - closed already, or in use: as at shutdown
                 pass
         del found
+    for stream in (sys.__stdout__, sys.__stderr__):  # the server's, so frozen: not found
+        try:
+            if stream is not None and not stream.closed:
+                stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ of one `subprocess` starts, and a command line it cannot fork runs unchanged."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import resource
@@ -174,12 +175,13 @@ def test_the_interpreter_shuts_down_as_usual_in_a_forked_process() -> None:
     )
 
 
-# each ending of a program, and what a fresh interpreter leaves: status, stdout, last line
-# of stderr (a forked traceback has two more frames above the program's), files
+# each ending of a program, and what a fresh interpreter leaves: status, stdout, stderr
+# (of a traceback its last line: a forked one has two more frames above the program's)
 ENDINGS = {
     "unflushed output": ("print('tail', end='')", (0, "tail", "")),
     "a status": ("sys.exit(3)", (3, "", "")),
     "a negative status": ("sys.exit(-1)", (255, "", "")),
+    "a status past a C long": ("sys.exit(2 ** 70)", (255, "", "")),
     "no status": ("raise SystemExit", (0, "", "")),
     "a message": ("sys.exit('bye')", (1, "", "bye")),
     "an error": ("raise ValueError('boom')", (1, "", "ValueError: boom")),
@@ -191,15 +193,18 @@ ENDINGS = {
         "print('second', end='')",
         (0, "firstsecond", ""),
     ),
+    "stdout closed": ("print('x')\nsys.stdout.close()", (0, "x\n", "")),
     "a daemon thread still running": (
         "import threading, time\n"
         "threading.Thread(target=lambda: (time.sleep(30), print('late')), daemon=True).start()",
         (0, "", ""),
     ),
-    "a file and a database left open": (  # held by a module the server imported too
-        "import json, sqlite3\n"
+    "files and a database left open": (  # held by a module the server imported too
+        "import gzip, json, sqlite3\n"
         "json.left = open('left.txt', 'w')\n"
         "json.left.write('kept')\n"
+        "json.packed = gzip.open('left.gz', 'wt')\n"  # closing it writes its trailer
+        "json.packed.write('packed')\n"
         "json.db = sqlite3.connect('x.db')\n"
         "json.db.execute('pragma journal_mode=wal')\n"
         "json.db.execute('create table t(x)')\n"
@@ -222,11 +227,40 @@ def test_a_forked_process_ends_as_a_fresh_one_ends(tmp_path: Path, ending: str) 
         first, _, rest = done.stdout.partition("\n")
         assert first == str(how == "forked")  # it really was forked, or fresh
         files = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "x.db"}
-        seen[how] = (done.returncode, rest, (done.stderr.splitlines() or [""])[-1], files)
+        said = done.stderr
+        if "Traceback" in said:
+            said = said.splitlines()[-1]
+        seen[how] = (done.returncode, rest, said.removesuffix("\n"), files)
     assert seen["forked"] == seen["fresh"]
     assert seen["fresh"][:3] == expected
-    if ending == "a file and a database left open":  # flushed, and the log folded back
-        assert seen["fresh"][3] == {"left.txt": b"kept"}
+    if ending == "files and a database left open":  # written out, the log folded back
+        assert seen["fresh"][3]["left.txt"] == b"kept" and set(seen["fresh"][3]) == {
+            "left.txt",
+            "left.gz",
+        }
+        assert gzip.decompress(seen["fresh"][3]["left.gz"]) == b"packed"
+
+
+def test_a_flush_that_fails_at_the_end_is_reported_as_a_fresh_one_reports_it() -> None:
+    # stdout buffered (the tests' PYTHONUNBUFFERED would write at once) into a closed pipe
+    program = (
+        "import io, sys\n"
+        "sys.stderr.write(str('bot.cli' in sys.modules) + '\\n')\n"
+        "sys.stdout = io.TextIOWrapper(open(1, 'wb', closefd=False))\n"
+        "print('never read', end='')\n"
+    )
+    seen = {}
+    for how, run in (("forked", forkserver.run), ("fresh", subprocess.run)):
+        read, write = os.pipe()
+        os.close(read)
+        done = run([sys.executable, "-c", program], stdout=write, stderr=subprocess.PIPE,
+                   text=True, env=_environment(), timeout=30)  # fmt: skip
+        os.close(write)
+        first, _, rest = done.stderr.partition("\n")
+        assert first == str(how == "forked")
+        seen[how] = (done.returncode, rest)
+    assert seen["forked"] == seen["fresh"]
+    assert seen["fresh"][0] == 120 and "BrokenPipeError" in seen["fresh"][1]
 
 
 def test_what_it_cannot_fork_runs_through_subprocess(tmp_path: Path) -> None:
