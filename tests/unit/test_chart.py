@@ -439,11 +439,19 @@ def test_importing_the_bot_does_not_import_matplotlib():
     assert result.stdout.strip() == "False"
 
 
+def _without_matplotlib_folders(monkeypatch) -> None:
+    """No MPLCONFIGDIR or XDG_* for this test, and none after it: set first, so that the
+    monkeypatch puts back what there was (it forgets a variable deleted while unset, and
+    would then restore the MPLCONFIGDIR `ensure_config_dir` set, for the next tests)."""
+    for name in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
 def test_matplotlib_gets_a_writable_folder_when_home_has_none(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("", encoding="utf-8")
-    for name in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
-        monkeypatch.delenv(name, raising=False)
+    _without_matplotlib_folders(monkeypatch)
     monkeypatch.setenv("HOME", str(blocker / "home"))  # cannot be created: its parent is a file
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
@@ -459,8 +467,7 @@ def test_matplotlib_gets_a_writable_folder_when_home_has_none(tmp_path, monkeypa
 
 
 def test_a_planted_temp_folder_is_not_used(tmp_path, monkeypatch):
-    for name in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
-        monkeypatch.delenv(name, raising=False)
+    _without_matplotlib_folders(monkeypatch)
     blocker = tmp_path / "file"
     blocker.write_text("", encoding="utf-8")
     monkeypatch.setenv("HOME", str(blocker / "home"))
