@@ -31,8 +31,8 @@ What differs from a fresh interpreter, and why that changes no test's result:
   also run fresh in one test each;
 - the child's parent is the server, not the test (the bot never asks);
 - what the program left reachable at its end is not freed object by object (that costs a
-  child 40 ms of CPU, copying nearly every page it shares with the server): files left
-  open are closed and SQLite connections closed, as freeing them would, but no `__del__`
+  child 40 ms of CPU, copying nearly every page it shares with the server): the files and
+  SQLite connections it left open are closed, as freeing them would, but no `__del__`
   or other finalizer runs (a `NamedTemporaryFile` left open stays on disk), a cursor
   still holding a statement keeps its connection's write-ahead log, and daemon threads
   may run on while the child flushes (Python stops them once atexit is done). The bot
