@@ -595,23 +595,30 @@ def _finish(job: _Job) -> None:
     except BaseException as exc:  # what escapes the program: reported as Python reports it
         sys.excepthook(type(exc), exc, exc.__traceback__)
         interrupted, code = isinstance(exc, KeyboardInterrupt), 1
-        del exc
     threading._shutdown()  # type: ignore[attr-defined]  # as Python: threads, then atexit
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):  # as Python: a closed one is passed over
-        if stream is None or getattr(stream, "closed", False):
-            continue
-        try:
-            stream.flush()
-        except Exception as exc:  # noqa: BLE001 - Python's status for a failed flush at exit
+    for stream in (sys.stdout, sys.stderr):
+        failed = _flush(stream)
+        if failed is not None:  # Python's status for a failed flush at exit
             if stream is sys.stdout:  # said on stderr, as Python's unraisable hook says it
-                _say(f"Exception ignored in: {stream!r}\n", *format_exception_only(exc))
+                _say(f"Exception ignored in: {stream!r}\n", *format_exception_only(failed))
             code = 120
     _release_what_is_left()
     if interrupted:  # Python ends by SIGINT, so that its parent sees the interrupt
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
     os._exit(code)
+
+
+def _flush(stream: Any) -> Exception | None:
+    """Flush a stream that is there and open (as Python: a closed one is passed over)."""
+    if stream is None or getattr(stream, "closed", False):
+        return None
+    try:
+        stream.flush()
+    except Exception as exc:  # noqa: BLE001 - the caller decides what a failure means
+        return exc
+    return None
 
 
 def _say(*lines: str) -> None:
@@ -642,27 +649,22 @@ def _release_what_is_left() -> None:
     import io
     import sqlite3
 
+    kinds = (io.TextIOBase, io.BufferedIOBase, sqlite3.Connection)  # text first: it writes
+    # into its buffer. Only these are held: a statement a connection caches must be freed
+    # as it closes, or SQLite keeps the connection (and its log) till the process is gone
     gc.collect()
-    standard = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)}
-    for kind in (io.TextIOBase, io.BufferedIOBase, sqlite3.Connection):  # text first: it
-        # writes into its buffer. Only these are held: a statement a connection caches must
-        # be freed as it closes, or SQLite keeps the connection (and its log) till the end
-        found = [thing for thing in gc.get_objects() if isinstance(thing, kind)]
+    found = [thing for thing in gc.get_objects() if isinstance(thing, kinds)]
+    flushed = (sys.stdout, sys.stderr)  # by _finish, and left open as Python leaves them
+    for kind in kinds:
         for thing in found:
-            try:
-                if id(thing) in standard:
-                    thing.flush()  # kept open, as Python keeps them: fds 0-2 end with us
-                else:
+            if isinstance(thing, kind) and all(thing is not s for s in flushed):
+                try:
                     thing.close()
-            except Exception:  # noqa: BLE001 - closed already, or in use: as at shutdown
-                pass
-        del found
-    for stream in (sys.__stdout__, sys.__stderr__):  # the server's, so frozen: not found
-        try:
-            if stream is not None and not stream.closed:
-                stream.flush()
-        except Exception:  # noqa: BLE001
-            pass
+                except Exception:  # noqa: BLE001 - closed already, or in use: as at shutdown
+                    pass
+    for stream in (sys.__stdout__, sys.__stderr__):  # the server's (frozen, so not found),
+        if all(stream is not s for s in flushed):  # when the program put others in place
+            _flush(stream)
 
 
 if __name__ == "__main__":
